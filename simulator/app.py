@@ -1,0 +1,146 @@
+"""The application factory: settings → store → blueprints → error handlers."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from simulator import control_api, planfix_api
+from simulator.context import EXTENSION, Runtime, runtime
+from simulator.errors import Forbidden, MethodNotAllowed, PayloadTooLarge, SimulatorError
+from simulator.settings import load_settings
+from simulator.store import Store
+
+log = logging.getLogger("simulator")
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def templates_dir() -> str:
+    """Where the Jinja2 templates are: inside the installed package, or the checkout's top level."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if candidate.is_dir():
+            return str(candidate)
+    raise RuntimeError("templates/ not found next to the simulator package")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build an app: defaults, then `SIMULATOR_*` env, then `config` (plus `db`, `config_file`)."""
+    options = dict(config or {})
+    db_path = str(options.pop("db", "") or "")
+    config_file = options.pop("config_file", None)
+    testing = bool(options.pop("testing", False))
+    settings = load_settings(options, config_file=config_file)
+
+    temp_dir = None
+    if not db_path:
+        db_path = os.environ.get("SIMULATOR_DB", "")
+    if not db_path:
+        # Mailpit's default: a throw-away database, removed at exit.
+        temp_dir = tempfile.mkdtemp(prefix="planfix-sim-")
+        db_path = str(Path(temp_dir) / "simulator.sqlite3")
+        atexit.register(shutil.rmtree, temp_dir, True)
+    store = Store(
+        db_path,
+        journal_retention=settings.journal_retention,
+        task_number_start=settings.task_number_start,
+        contact_number_start=settings.contact_number_start,
+    )
+    for employee in settings.employees:
+        store.add_employee(employee)
+    for integration in settings.integrations:
+        store.upsert_integration(integration)
+
+    app = Flask(
+        "simulator",
+        template_folder=templates_dir(),
+        static_folder=None,
+    )
+    app.testing = testing
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Runtime(settings=settings, store=store, temp_dir=temp_dir)
+
+    app.register_blueprint(planfix_api.bp)
+    app.register_blueprint(control_api.bp)
+    from simulator import openapi, ui
+
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(ui.bp)
+    _register_guards(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_guards(app: Flask) -> None:
+    @app.before_request
+    def refuse_cross_site() -> None:
+        # State-changing requests from a browser must come from the simulator's own pages.
+        # Browsers send Sec-Fetch-Site/Origin; curl and test clients send neither and pass.
+        if request.method not in UNSAFE_METHODS or request.path in planfix_api.API_PATHS:
+            return
+        if request.path.startswith("/fake-chat/"):
+            return
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            raise Forbidden(f"Sec-Fetch-Site: {site}")
+        origin = request.headers.get("Origin")
+        if site is None and origin and origin not in ("null",):
+            host = origin.split("://", 1)[-1]
+            if host != request.host:
+                raise Forbidden(f"Origin {origin} is not {request.host}")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(SimulatorError)
+    def simulator_error(error: SimulatorError) -> Response:
+        g.planfix_error = error.detail
+        response = jsonify(error.body())
+        response.status_code = error.status
+        if isinstance(error, MethodNotAllowed):
+            response.headers["Allow"] = "POST"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        if error.code == 413:
+            return simulator_error(PayloadTooLarge())
+        response = jsonify({"error": error.name, "detail": error.description})
+        response.status_code = error.code or 500
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    if not app.testing:
+
+        @app.errorhandler(Exception)
+        def unexpected(error: Exception) -> Response:
+            # A bug: logged with its traceback, answered as JSON so no client sees HTML.
+            log.exception("unexpected error on %s %s", request.method, request.path)
+            g.planfix_error = f"internal error: {type(error).__name__}"
+            response = jsonify({"error": "Internal error"})
+            response.status_code = 500
+            return response
+
+
+def close_app(app: Flask) -> None:
+    """Release the store's connections and remove a temporary database."""
+    rt = runtime(app)
+    for service in rt.services.values():
+        stop = getattr(service, "stop", None)
+        if callable(stop):
+            stop()
+    rt.store.close()
+    if rt.temp_dir:
+        shutil.rmtree(rt.temp_dir, ignore_errors=True)

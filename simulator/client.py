@@ -1,0 +1,139 @@
+"""The one HTTP client of the codebase: delivery, the fake chat, scenarios, fuzz and tests use it.
+
+`send()` never raises for HTTP or network trouble: it returns an `Answer` whose `error` says what
+went wrong (timeout, refused, TLS, reset), because every caller must record failures, not crash.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+USER_AGENT = "planfix-simulator"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What came back: status and body, or the network error that stopped the exchange."""
+
+    status: int | None
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    duration_ms: float = 0.0
+    error: str = ""  # "" | "timeout: …" | "refused: …" | "tls: …" | "reset: …" | "network: …"
+
+    @property
+    def text(self) -> str:
+        """The body as text (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ValueError when it is not JSON."""
+        return json.loads(self.body.decode("utf-8"))
+
+    def json_or_none(self) -> Any:
+        """The body parsed as JSON, or None when it is empty or not JSON."""
+        try:
+            return self.json()
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+def encode_form(pairs: Iterable[tuple[str, str]]) -> bytes:
+    """Form-urlencode pairs in order; repeated keys stay repeated and un-indexed."""
+    return urlencode(list(pairs)).encode("ascii")
+
+
+def send(
+    method: str,
+    url: str,
+    *,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> Answer:
+    """One HTTP request; the URL is used as given, query string included."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Answer(None, error=f"network: not an http(s) URL: {url!r}")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    all_headers = {"User-Agent": USER_AGENT, "Connection": "close", **(headers or {})}
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        conn.request(method, target, body=body or None, headers=all_headers)
+        response = conn.getresponse()
+        data = response.read()
+        return Answer(
+            response.status,
+            data,
+            {k: v for k, v in response.getheaders()},
+            elapsed(),
+        )
+    except TimeoutError:
+        return Answer(None, duration_ms=elapsed(), error=f"timeout: no answer within {timeout:g} s")
+    except ssl.SSLError as exc:
+        return Answer(None, duration_ms=elapsed(), error=f"tls: {exc.reason or exc}")
+    except ConnectionRefusedError:
+        return Answer(None, duration_ms=elapsed(), error="refused: connection refused")
+    except (ConnectionResetError, http.client.RemoteDisconnected, BrokenPipeError) as exc:
+        return Answer(None, duration_ms=elapsed(), error=f"reset: {exc or 'connection dropped'}")
+    except (OSError, http.client.HTTPException) as exc:
+        return Answer(None, duration_ms=elapsed(), error=f"network: {exc}")
+    finally:
+        conn.close()
+
+
+def post_form(
+    url: str,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    timeout: float = 10.0,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """POST an `application/x-www-form-urlencoded` form, pairs in order."""
+    return send(
+        "POST",
+        url,
+        body=encode_form(pairs),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            **(headers or {}),
+        },
+        timeout=timeout,
+    )
+
+
+def request_json(
+    method: str,
+    url: str,
+    data: Any = None,
+    *,
+    timeout: float = 30.0,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """A JSON request (the control API's way)."""
+    body = b"" if data is None else json.dumps(data).encode("utf-8")
+    extra = {"Accept": "application/json", **(headers or {})}
+    if data is not None:
+        extra["Content-Type"] = "application/json"
+    return send(method, url, body=body, headers=extra, timeout=timeout)

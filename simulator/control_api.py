@@ -1,0 +1,214 @@
+"""The control API (`/api/v1`): JSON for the sandbox UI, tests, scenarios and CI jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from jsonschema import Draft202012Validator
+
+from simulator import __version__
+from simulator.context import runtime
+from simulator.domain import Employee, Integration
+from simulator.errors import BadRequest, NotFound
+from simulator.planfix_api import API_PATHS
+from simulator.settings import (
+    EMPLOYEE_SCHEMA,
+    INTEGRATION_SCHEMA,
+    integration_as_dict,
+    integration_from_mapping,
+)
+from simulator.store import JournalQuery
+
+bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
+
+
+def json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request's JSON object (empty when there is no body), checked against `schema`."""
+    if not request.get_data(cache=True):
+        data: Any = {}
+    else:
+        data = request.get_json(force=True, silent=True)
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object")
+    if schema is not None:
+        errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: e.message)
+        if errors:
+            where = ".".join(str(p) for p in errors[0].path) or "body"
+            raise BadRequest(f"{where}: {errors[0].message}")
+    result: dict[str, Any] = data
+    return result
+
+
+def resolve_integration(ref: str | int | None) -> Integration | None:
+    """An integration by id or name; None when `ref` is empty; NotFound when it matches none."""
+    if ref is None or ref == "":
+        return None
+    store = runtime().store
+    if isinstance(ref, int) or str(ref).isdigit():
+        return store.integration(int(ref))
+    found = store.integration_by_name(str(ref))
+    if found is None:
+        raise NotFound(f"integration {ref!r}")
+    return found
+
+
+def integration_filter() -> int | None:
+    """The `?integration=` filter of list endpoints, as an id."""
+    found = resolve_integration(request.args.get("integration"))
+    return found.id if found else None
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+
+
+@bp.get("/status")
+def status() -> Response:
+    """Where the simulator is and what it serves."""
+    rt = runtime()
+    return jsonify(
+        version=__version__,
+        base_url=rt.base_url,
+        planfix_endpoints=[rt.base_url + p for p in API_PATHS],
+        fake_chat_webhook=rt.base_url + "/fake-chat/webhook",
+        account=rt.settings.account,
+        counts=rt.store.counts(),
+    )
+
+
+@bp.get("/integrations")
+def list_integrations() -> Response:
+    """Every integration with its tokens and settings."""
+    return jsonify([integration_as_dict(i) for i in runtime().store.integrations()])
+
+
+@bp.post("/integrations")
+def create_integration() -> tuple[Response, int]:
+    """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
+    data = json_body(INTEGRATION_SCHEMA)
+    created = runtime().store.add_integration(integration_from_mapping(data))
+    return jsonify(integration_as_dict(created)), 201
+
+
+@bp.get("/integrations/<ref>")
+def get_integration(ref: str) -> Response:
+    """One integration by id or name."""
+    found = resolve_integration(ref)
+    assert found is not None  # noqa: S101 - a route segment is never empty
+    return jsonify(integration_as_dict(found))
+
+
+@bp.patch("/integrations/<ref>")
+def update_integration(ref: str) -> Response:
+    """Change some settings of an integration."""
+    found = resolve_integration(ref)
+    assert found is not None  # noqa: S101 - a route segment is never empty
+    data = json_body(INTEGRATION_SCHEMA)
+    saved = runtime().store.save_integration(integration_from_mapping(data, found))
+    return jsonify(integration_as_dict(saved))
+
+
+@bp.get("/employees")
+def list_employees() -> Response:
+    """Employees who can reply and author echo messages."""
+    return jsonify([_employee(e) for e in runtime().store.employees()])
+
+
+@bp.post("/employees")
+def add_employee() -> tuple[Response, int]:
+    """Add an employee (or update the one with that e-mail)."""
+    data = json_body(EMPLOYEE_SCHEMA)
+    saved = runtime().store.add_employee(
+        Employee(0, data["email"], data["name"], data.get("last_name", ""), data.get("ico", ""))
+    )
+    return jsonify(_employee(saved)), 201
+
+
+def _employee(e: Employee) -> dict[str, Any]:
+    return {"id": e.id, "email": e.email, "name": e.name, "last_name": e.last_name, "ico": e.ico}
+
+
+@bp.get("/tasks")
+def list_tasks() -> Response:
+    """Tasks, most recently active first; `?integration=` filters."""
+    return jsonify([t.as_dict() for t in runtime().store.tasks(integration_filter())])
+
+
+def task_detail(number: int) -> dict[str, Any]:
+    """A task with its thread: what the task page and `GET /tasks/<n>` show."""
+    store = runtime().store
+    task = store.task(number).as_dict()
+    task["messages"] = [m.as_dict() for m in store.messages(number)]
+    return task
+
+
+@bp.get("/tasks/<int:number>")
+def get_task(number: int) -> Response:
+    """One task with messages, fields and contact."""
+    return jsonify(task_detail(number))
+
+
+@bp.post("/tasks/<int:number>/complete")
+def complete_task(number: int) -> Response:
+    """Complete a task: with new_task_when_closed the chat's next message opens a new one."""
+    return jsonify(runtime().store.set_task_status(number, "completed").as_dict())
+
+
+@bp.post("/tasks/<int:number>/reopen")
+def reopen_task(number: int) -> Response:
+    """Make a completed task active again (and the chat's task)."""
+    return jsonify(runtime().store.set_task_status(number, "active").as_dict())
+
+
+@bp.post("/tasks/<int:number>/read")
+def read_task(number: int) -> Response:
+    """The operator has seen the task: clears its unread marker."""
+    runtime().store.mark_read(number)
+    return jsonify(runtime().store.task(number).as_dict())
+
+
+@bp.get("/contacts")
+def list_contacts() -> Response:
+    """Contacts, newest first; `?integration=` filters."""
+    return jsonify([c.as_dict() for c in runtime().store.contacts(integration_filter())])
+
+
+def journal_query() -> JournalQuery:
+    """The journal filters of the query string."""
+    limit = _int_arg("limit")
+    return JournalQuery(
+        integration_id=integration_filter(),
+        cmd=request.args.get("cmd") or None,
+        direction=request.args.get("direction") or None,
+        status=_int_arg("status"),
+        since=_int_arg("since"),
+        limit=1000 if limit is None else min(max(limit, 0), 10_000),
+    )
+
+
+@bp.get("/journal")
+def journal() -> Response:
+    """Journal entries, oldest first; filters: integration, cmd, direction, status, since, limit."""
+    return jsonify([e.as_dict() for e in runtime().store.journal(journal_query())])
+
+
+@bp.get("/journal/<int:entry_id>")
+def journal_entry(entry_id: int) -> Response:
+    """One journal entry."""
+    return jsonify(runtime().store.journal_entry(entry_id).as_dict())
+
+
+@bp.post("/reset")
+def reset() -> Response:
+    """Forget chats, tasks, contacts, messages and journal: all, or of `?integration=`."""
+    ref = request.args.get("integration") or json_body().get("integration")
+    target = resolve_integration(ref)
+    runtime().store.reset(target.id if target else None)
+    return jsonify(reset=True, integration=target.id if target else None)

@@ -1,0 +1,405 @@
+"""`GET /openapi.json`: OpenAPI 3.1 for `/webchat/api` and the control API.
+
+A test walks the app's URL map and fails when a route is missing here (or described but gone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from simulator import __version__
+from simulator.domain import COMMANDS, OPTIONAL, REQUIRED
+
+bp = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema or {}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json_response(description, _ref("Error"))
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any] | None = None,
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    status: str = "200",
+    errors: tuple[str, ...] = ("404",),
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {status: _json_response(summary, ok)},
+    }
+    descriptions = {
+        "400": "Invalid request",
+        "401": "Admin token required",
+        "403": "Cross-site request refused",
+        "404": "Not found",
+        "408": "Timed out",
+    }
+    for code in errors:
+        op["responses"][code] = _error(descriptions[code])
+    if body is not None:
+        op["requestBody"] = {"required": False, "content": {JSON: {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+INTEGRATION_FILTER = _query(
+    "integration", {"type": "string"}, "Integration id or name: only its records"
+)
+NUMBER = _path("number", {"type": "integer"})
+REF = _path("ref", {"type": "string"})
+
+
+def _command_form() -> dict[str, Any]:
+    fields = sorted({f for cmd in COMMANDS for f in (*REQUIRED[cmd], *OPTIONAL[cmd])})
+    props: dict[str, Any] = {
+        "cmd": {"type": "string", "enum": list(COMMANDS)},
+        "planfix_token": {"type": "string"},
+    }
+    for name in fields:
+        props[name] = (
+            {"type": "array", "items": {"type": "string"}}
+            if name.startswith("attachments[")
+            else {"type": "string"}
+        )
+    return {
+        "type": "object",
+        "properties": props,
+        "additionalProperties": {"type": "string"},
+        "description": "Form fields; data_<field> fill task fields. Required fields depend on cmd.",
+    }
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI document."""
+    planfix_op = {
+        "summary": "Planfix chat API: newMessage, getTask, getContact, updateContact, "
+        "messageStatus",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": _command_form()},
+                "multipart/form-data": {"schema": _command_form()},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "OK: empty for newMessage/updateContact/messageStatus in the "
+                'documented profile; {"data": …} for getTask/getContact',
+                "content": {
+                    JSON: {"schema": {"type": "object"}},
+                    "text/plain": {"schema": {"type": "string", "maxLength": 0}},
+                },
+            },
+            "400": _error("Invalid parameters / task not found / unknown contact"),
+            "401": _error("Invalid token"),
+            "413": _error("Request body too large"),
+        },
+    }
+    not_post = {
+        "summary": "Only POST is allowed",
+        "responses": {"405": _error("Method not allowed")},
+    }
+    webchat = {"post": planfix_op, "get": not_post}
+    paths: dict[str, Any] = {
+        "/webchat/api": webchat,
+        "/chat/api": webchat,
+        "/api/v1/status": {
+            "get": _op("Where the simulator is and what it serves", {"type": "object"}, errors=())
+        },
+        "/api/v1/integrations": {
+            "get": _op(
+                "List integrations", {"type": "array", "items": _ref("Integration")}, errors=()
+            ),
+            "post": _op(
+                "Create an integration (tokens generated when absent)",
+                _ref("Integration"),
+                body=_ref("IntegrationInput"),
+                status="201",
+                errors=("400",),
+            ),
+        },
+        "/api/v1/integrations/{ref}": {
+            "get": _op("One integration by id or name", _ref("Integration"), params=[REF]),
+            "patch": _op(
+                "Change an integration's settings",
+                _ref("Integration"),
+                body=_ref("IntegrationInput"),
+                params=[REF],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/employees": {
+            "get": _op("List employees", {"type": "array", "items": _ref("Employee")}, errors=()),
+            "post": _op(
+                "Add or update an employee",
+                _ref("Employee"),
+                body=_ref("EmployeeInput"),
+                status="201",
+                errors=("400",),
+            ),
+        },
+        "/api/v1/tasks": {
+            "get": _op(
+                "List tasks", {"type": "array", "items": _ref("Task")}, params=[INTEGRATION_FILTER]
+            ),
+        },
+        "/api/v1/tasks/{number}": {
+            "get": _op("A task with its messages", _ref("TaskDetail"), params=[NUMBER]),
+        },
+        "/api/v1/tasks/{number}/complete": {
+            "post": _op("Complete a task", _ref("Task"), params=[NUMBER]),
+        },
+        "/api/v1/tasks/{number}/reopen": {
+            "post": _op("Reopen a task", _ref("Task"), params=[NUMBER]),
+        },
+        "/api/v1/tasks/{number}/read": {
+            "post": _op("Mark a task's messages read", _ref("Task"), params=[NUMBER]),
+        },
+        "/api/v1/contacts": {
+            "get": _op(
+                "List contacts",
+                {"type": "array", "items": _ref("Contact")},
+                params=[INTEGRATION_FILTER],
+            ),
+        },
+        "/api/v1/journal": {
+            "get": _op(
+                "Journal entries, oldest first",
+                {"type": "array", "items": _ref("JournalEntry")},
+                params=[
+                    INTEGRATION_FILTER,
+                    _query("cmd", {"type": "string"}, "Only this cmd"),
+                    _query(
+                        "direction",
+                        {"type": "string", "enum": ["to_planfix", "to_chat"]},
+                        "Only this direction",
+                    ),
+                    _query("status", {"type": "integer"}, "Only this HTTP status"),
+                    _query("since", {"type": "integer"}, "Only entries after this id"),
+                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                ],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/journal/{entry_id}": {
+            "get": _op(
+                "One journal entry",
+                _ref("JournalEntry"),
+                params=[_path("entry_id", {"type": "integer"})],
+            ),
+        },
+        "/api/v1/reset": {
+            "post": _op(
+                "Forget state: all, or one integration's",
+                {"type": "object"},
+                body={
+                    "type": "object",
+                    "properties": {"integration": {"type": ["string", "integer"]}},
+                },
+                params=[INTEGRATION_FILTER],
+                errors=("400", "404"),
+            ),
+        },
+        "/openapi.json": {"get": _op("This document", {"type": "object"}, errors=())},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "planfix-simulator",
+            "version": __version__,
+            "description": "Planfix's chat API (/webchat/api) and the simulator's control API.",
+        },
+        "paths": paths,
+        "components": {"schemas": SCHEMAS},
+    }
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": _STR, "detail": _STR},
+    },
+    "IntegrationInput": {
+        "type": "object",
+        "properties": {
+            "name": _STR,
+            "planfix_token": _STR,
+            "token": _STR,
+            "url": _STR,
+            "profile": {"enum": ["documented", "observed"]},
+            "strict": _BOOL,
+            "task_fields": {"type": "array", "items": _STR},
+            "default_employee": {"type": ["string", "null"]},
+            "options": {"type": "object"},
+            "timeout": {"type": "number"},
+            "retry": {"type": "object"},
+        },
+    },
+    "Integration": {
+        "type": "object",
+        "required": ["id", "name", "planfix_token", "token", "url", "profile", "strict"],
+        "properties": {
+            "id": _INT,
+            "name": _STR,
+            "planfix_token": _STR,
+            "token": _STR,
+            "url": _STR,
+            "profile": _STR,
+            "strict": _BOOL,
+            "task_fields": {"type": "array", "items": _STR},
+            "default_employee": {"type": ["string", "null"]},
+            "options": {"type": "object"},
+            "timeout": {"type": "number"},
+            "retry": {"type": "object"},
+        },
+    },
+    "EmployeeInput": {
+        "type": "object",
+        "required": ["email", "name"],
+        "properties": {"email": _STR, "name": _STR, "last_name": _STR, "ico": _STR},
+    },
+    "Employee": {
+        "type": "object",
+        "properties": {"id": _INT, "email": _STR, "name": _STR, "last_name": _STR, "ico": _STR},
+    },
+    "Contact": {
+        "type": "object",
+        "required": ["number", "contact_id", "provider_id"],
+        "properties": {
+            "integration_id": _INT,
+            "provider_id": _STR,
+            "contact_id": _STR,
+            "number": _INT,
+            "name": _STR,
+            "last_name": _STR,
+            "ico": _STR,
+            "email": _STR,
+            "phone": _STR,
+            "data": _STR,
+            "created_at": _STR,
+            "updated_at": _STR,
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["id", "direction", "kind", "text"],
+        "properties": {
+            "id": _INT,
+            "task_number": _INT,
+            "integration_id": _INT,
+            "direction": {"enum": ["in", "out"]},
+            "kind": {"enum": ["customer", "echo", "reply", "first"]},
+            "text": _STR,
+            "author": _STR,
+            "employee_email": _STR,
+            "attachments": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"name": _STR, "url": _STR}},
+            },
+            "message_id": _STR,
+            "delivery_state": _STR,
+            "delivery_note": _STR,
+            "status": _STR,
+            "status_text": _STR,
+            "channel": _STR,
+            "created_at": _STR,
+        },
+    },
+    "Task": {
+        "type": "object",
+        "required": ["number", "title", "status"],
+        "properties": {
+            "number": _INT,
+            "integration_id": _INT,
+            "provider_id": _STR,
+            "chat_id": _STR,
+            "channel": _STR,
+            "title": _STR,
+            "description": _STR,
+            "status": {"enum": ["active", "completed"]},
+            "fields": {"type": "object", "additionalProperties": _STR},
+            "contact": {"oneOf": [_ref("Contact"), {"type": "null"}]},
+            "created_at": _STR,
+            "updated_at": _STR,
+            "previous_number": {"type": ["integer", "null"]},
+            "message_count": _INT,
+            "unread": _INT,
+            "last_message": _STR,
+            "last_message_at": _STR,
+        },
+    },
+    "TaskDetail": {
+        "allOf": [
+            _ref("Task"),
+            {
+                "type": "object",
+                "properties": {"messages": {"type": "array", "items": _ref("Message")}},
+            },
+        ],
+    },
+    "JournalEntry": {
+        "type": "object",
+        "required": ["id", "ts", "direction", "method", "url", "status"],
+        "properties": {
+            "id": _INT,
+            "ts": _STR,
+            "integration_id": {"type": ["integer", "null"]},
+            "direction": {"enum": ["to_planfix", "to_chat"]},
+            "party": {"enum": ["planfix", "fake_chat"]},
+            "method": _STR,
+            "url": _STR,
+            "cmd": _STR,
+            "chat_id": _STR,
+            "form": {"type": "array", "items": {"type": "array", "items": _STR}},
+            "request_headers": {"type": "object"},
+            "status": {"type": ["integer", "null"]},
+            "response_body": _STR,
+            "duration_ms": {"type": "number"},
+            "notes": {"type": "array", "items": {"type": "object"}},
+            "fault": _STR,
+            "error": _STR,
+            "delivery_id": {"type": ["integer", "null"]},
+        },
+    },
+}
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI 3.1 document."""
+    return jsonify(build_spec())

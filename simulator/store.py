@@ -1,0 +1,1317 @@
+"""The only mutable state: one SQLite database behind one class.
+
+Every public method is one transaction. Writers take SQLite's write lock up front
+(`BEGIN IMMEDIATE`), so task and contact numbers are taken atomically even when several worker
+processes share the file. Each change also appends an event row in the same transaction; the SSE
+stream and `wait` read those rows, which is what makes them work across processes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from simulator.domain import (
+    Attachment,
+    ContactInfo,
+    Employee,
+    HistoryLine,
+    Integration,
+    NewMessage,
+    Note,
+    Options,
+    Retry,
+    UpdateContact,
+    contact_display_name,
+    default_task_title,
+    history_description,
+)
+from simulator.errors import BadRequest, NotFound
+from simulator.records import (
+    ChatRecord,
+    ContactRecord,
+    Event,
+    JournalEntry,
+    MessageRecord,
+    TaskRecord,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS integrations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    planfix_token TEXT NOT NULL UNIQUE,
+    token TEXT NOT NULL,
+    url TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    strict INTEGER NOT NULL,
+    task_fields TEXT NOT NULL,
+    default_employee TEXT,
+    options TEXT NOT NULL,
+    timeout REAL NOT NULL,
+    retry TEXT NOT NULL,
+    faults TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS employees (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    name TEXT NOT NULL,
+    last_name TEXT NOT NULL,
+    ico TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS contacts (
+    pk INTEGER PRIMARY KEY,
+    integration_id INTEGER NOT NULL,
+    provider_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    number INTEGER NOT NULL UNIQUE,
+    name TEXT NOT NULL, last_name TEXT NOT NULL, ico TEXT NOT NULL,
+    email TEXT NOT NULL, phone TEXT NOT NULL, data TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    UNIQUE (integration_id, provider_id, contact_id)
+);
+CREATE TABLE IF NOT EXISTS chats (
+    pk INTEGER PRIMARY KEY,
+    integration_id INTEGER NOT NULL,
+    provider_id TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    contact_pk INTEGER,
+    task_number INTEGER,
+    created_at TEXT NOT NULL,
+    UNIQUE (integration_id, provider_id, chat_id)
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    number INTEGER PRIMARY KEY,
+    integration_id INTEGER NOT NULL,
+    chat_pk INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL,
+    status TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    previous_number INTEGER,
+    last_read_pk INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_integration ON tasks (integration_id);
+CREATE TABLE IF NOT EXISTS messages (
+    pk INTEGER PRIMARY KEY,
+    task_number INTEGER NOT NULL,
+    integration_id INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    author TEXT NOT NULL,
+    employee_email TEXT NOT NULL,
+    attachments TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    delivery_state TEXT NOT NULL,
+    delivery_note TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_text TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_task ON messages (task_number);
+CREATE INDEX IF NOT EXISTS messages_message_id ON messages (message_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    integration_id INTEGER NOT NULL,
+    message_pk INTEGER,
+    variant TEXT NOT NULL,
+    form TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    claimed_by TEXT,
+    outcome TEXT NOT NULL DEFAULT '',
+    answer TEXT NOT NULL DEFAULT '{}',
+    task_number INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    t REAL NOT NULL,
+    integration_id INTEGER,
+    direction TEXT NOT NULL,
+    party TEXT NOT NULL,
+    method TEXT NOT NULL,
+    url TEXT NOT NULL,
+    cmd TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    form TEXT NOT NULL,
+    request_headers TEXT NOT NULL,
+    status INTEGER,
+    response_body TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    notes TEXT NOT NULL,
+    fault TEXT NOT NULL,
+    error TEXT NOT NULL,
+    delivery_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS journal_integration ON journal (integration_id, id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    integration_id INTEGER,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+"""
+
+# Numbering lives in `counters`; a global reset starts these sequences again.
+TASK_COUNTER = "task_number"
+CONTACT_COUNTER = "contact_number"
+MESSAGE_COUNTER = "message_id"
+
+
+def now_iso(t: float | None = None) -> str:
+    """UTC timestamp with milliseconds, as shown in the journal and the UI."""
+    moment = datetime.fromtimestamp(time.time() if t is None else t, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Filed:
+    """What `newMessage` did: where the message went and what it created."""
+
+    task_number: int
+    task_created: bool
+    message_pk: int
+    contact_number: int
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    """A request and its answer, ready to journal."""
+
+    direction: str
+    party: str
+    method: str
+    url: str
+    cmd: str = ""
+    chat_id: str = ""
+    form: Sequence[Sequence[str]] = ()
+    request_headers: dict[str, str] = field(default_factory=dict)
+    status: int | None = None
+    response_body: str = ""
+    duration_ms: float = 0.0
+    notes: Sequence[dict[str, Any]] = ()
+    fault: str = ""
+    error: str = ""
+    integration_id: int | None = None
+    delivery_id: int | None = None
+
+
+@dataclass(frozen=True)
+class JournalQuery:
+    """Filters of `GET /api/v1/journal`."""
+
+    integration_id: int | None = None
+    cmd: str | None = None
+    direction: str | None = None
+    status: int | None = None
+    since: int | None = None  # journal id: entries after it
+    ids: Sequence[int] | None = None
+    limit: int = 1000
+
+
+class Store:
+    """SQLite-backed state of one simulated Planfix account and its fake chat."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        journal_retention: int = 10_000,
+        task_number_start: int = 1000,
+        contact_number_start: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.journal_retention = journal_retention
+        self.task_number_start = task_number_start
+        self.contact_number_start = contact_number_start
+        self.clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        # Wakes SSE streams and waiters of this process at once; others poll the events table.
+        self.changed = threading.Condition()
+        with self._write() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance', ?)",
+                (uuid.uuid4().hex,),
+            )
+            self._init_counters(db, replace_existing=False)
+        self.instance_id = self._read_meta("instance")
+
+    # -- connections and transactions ------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        with self.changed:
+            self.changed.notify_all()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this store opened (all threads)."""
+        with self._lock:
+            for db in self._connections:
+                # A connection of another thread may refuse; it goes with its thread.
+                with suppress(sqlite3.ProgrammingError):
+                    db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _read_meta(self, key: str) -> str:
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row["value"]) if row else ""
+
+    def _init_counters(self, db: sqlite3.Connection, *, replace_existing: bool) -> None:
+        verb = "INSERT OR REPLACE" if replace_existing else "INSERT OR IGNORE"
+        for name, start in (
+            (TASK_COUNTER, self.task_number_start),
+            (CONTACT_COUNTER, self.contact_number_start),
+            (MESSAGE_COUNTER, 1),
+        ):
+            db.execute(f"{verb} INTO counters (name, value) VALUES (?, ?)", (name, start - 1))
+
+    @staticmethod
+    def _next(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute(
+            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", (name,)
+        ).fetchone()
+        return int(row[0])
+
+    def _now(self) -> str:
+        return now_iso(self.clock())
+
+    def _emit(
+        self, db: sqlite3.Connection, event: str, integration_id: int | None, /, **data: Any
+    ) -> None:
+        cur = db.execute(
+            "INSERT INTO events (ts, integration_id, kind, data) VALUES (?, ?, ?, ?)",
+            (self._now(), integration_id, event, json.dumps(data)),
+        )
+        # Events are bounded like the journal: a long soak keeps a flat store.
+        limit = max(self.journal_retention, 1) * 4
+        if cur.lastrowid and cur.lastrowid > limit:
+            db.execute("DELETE FROM events WHERE id <= ?", (cur.lastrowid - limit,))
+
+    # -- integrations and employees --------------------------------------------------------
+
+    @staticmethod
+    def _integration(row: sqlite3.Row) -> Integration:
+        options = json.loads(row["options"])
+        retry = json.loads(row["retry"])
+        return Integration(
+            id=row["id"],
+            name=row["name"],
+            planfix_token=row["planfix_token"],
+            token=row["token"],
+            url=row["url"],
+            profile=row["profile"],
+            strict=bool(row["strict"]),
+            task_fields=tuple(json.loads(row["task_fields"])),
+            default_employee=row["default_employee"],
+            options=Options(**options),
+            timeout=row["timeout"],
+            retry=Retry(
+                enabled=retry["enabled"],
+                schedule=tuple(retry["schedule"]),
+                time_factor=retry["time_factor"],
+            ),
+        )
+
+    @staticmethod
+    def _integration_values(item: Integration) -> tuple[Any, ...]:
+        return (
+            item.name,
+            item.planfix_token,
+            item.token,
+            item.url,
+            item.profile,
+            int(item.strict),
+            json.dumps(list(item.task_fields)),
+            item.default_employee,
+            json.dumps(
+                {
+                    "new_task_when_closed": item.options.new_task_when_closed,
+                    "rename_task_on_title": item.options.rename_task_on_title,
+                }
+            ),
+            item.timeout,
+            json.dumps(
+                {
+                    "enabled": item.retry.enabled,
+                    "schedule": list(item.retry.schedule),
+                    "time_factor": item.retry.time_factor,
+                }
+            ),
+        )
+
+    def add_integration(self, item: Integration) -> Integration:
+        """Create an integration; its name and Planfix token must be new."""
+        try:
+            with self._write() as db:
+                cur = db.execute(
+                    "INSERT INTO integrations (name, planfix_token, token, url, profile, strict,"
+                    " task_fields, default_employee, options, timeout, retry, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*self._integration_values(item), self._now()),
+                )
+                created = replace(item, id=int(cur.lastrowid or 0))
+                self._emit(db, "integration.created", created.id, name=created.name)
+        except sqlite3.IntegrityError as exc:
+            raise BadRequest("an integration with that name or planfix_token exists") from exc
+        return created
+
+    def save_integration(self, item: Integration) -> Integration:
+        """Replace an existing integration's settings."""
+        try:
+            with self._write() as db:
+                cur = db.execute(
+                    "UPDATE integrations SET name = ?, planfix_token = ?, token = ?, url = ?,"
+                    " profile = ?, strict = ?, task_fields = ?, default_employee = ?, options = ?,"
+                    " timeout = ?, retry = ? WHERE id = ?",
+                    (*self._integration_values(item), item.id),
+                )
+                if cur.rowcount == 0:
+                    raise NotFound(f"integration {item.id}")
+                self._emit(db, "integration.changed", item.id, name=item.name)
+        except sqlite3.IntegrityError as exc:
+            raise BadRequest("an integration with that name or planfix_token exists") from exc
+        return item
+
+    def upsert_integration(self, item: Integration) -> Integration:
+        """Create the integration, or bring the one of that name up to `item` (config at start)."""
+        existing = self.integration_by_name(item.name)
+        if existing is None:
+            return self.add_integration(item)
+        return self.save_integration(replace(item, id=existing.id))
+
+    def integrations(self) -> list[Integration]:
+        """Every integration, oldest first."""
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM integrations ORDER BY id").fetchall()
+        return [self._integration(r) for r in rows]
+
+    def integration(self, integration_id: int) -> Integration:
+        """One integration by id; NotFound when there is none."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT * FROM integrations WHERE id = ?", (integration_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"integration {integration_id}")
+        return self._integration(row)
+
+    def integration_by_name(self, name: str) -> Integration | None:
+        """One integration by name, or None."""
+        with self._read() as db:
+            row = db.execute("SELECT * FROM integrations WHERE name = ?", (name,)).fetchone()
+        return self._integration(row) if row else None
+
+    def integration_by_token(self, planfix_token: str) -> Integration | None:
+        """The integration whose Planfix token this is, compared in constant time."""
+        found: Integration | None = None
+        given = planfix_token.encode()
+        for item in self.integrations():
+            # Compare against every integration so timing does not reveal which one matched.
+            if hmac.compare_digest(item.planfix_token.encode(), given):
+                found = item
+        return found
+
+    def faults(self, integration_id: int) -> dict[str, Any]:
+        """The fault plan of an integration (empty when none)."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT faults FROM integrations WHERE id = ?", (integration_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"integration {integration_id}")
+        result: dict[str, Any] = json.loads(row["faults"])
+        return result
+
+    def set_faults(self, integration_id: int, faults: dict[str, Any]) -> None:
+        """Replace an integration's fault plan."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE integrations SET faults = ? WHERE id = ?",
+                (json.dumps(faults), integration_id),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"integration {integration_id}")
+            self._emit(db, "faults.changed", integration_id, faults=faults)
+
+    def take_fault(self, integration_id: int, side: str) -> dict[str, Any] | None:
+        """Consume one use of the fault planned for `side`, if its count allows; None if none."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT faults FROM integrations WHERE id = ?", (integration_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            faults = json.loads(row["faults"])
+            plan = faults.get(side)
+            if not plan:
+                return None
+            remaining = plan.get("remaining")
+            if remaining is not None:
+                if remaining <= 0:
+                    return None
+                plan["remaining"] = remaining - 1
+            plan["seen"] = plan.get("seen", 0) + 1
+            db.execute(
+                "UPDATE integrations SET faults = ? WHERE id = ?",
+                (json.dumps(faults), integration_id),
+            )
+            result: dict[str, Any] = dict(plan)
+            return result
+
+    def add_employee(self, employee: Employee) -> Employee:
+        """Add an employee, or update the one with that e-mail."""
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO employees (email, name, last_name, ico) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (email) DO UPDATE SET name = excluded.name,"
+                " last_name = excluded.last_name, ico = excluded.ico RETURNING id",
+                (employee.email, employee.name, employee.last_name, employee.ico),
+            ).fetchone()
+            self._emit(db, "employee.changed", None, email=employee.email)
+        return replace(employee, id=int(row[0]))
+
+    def employees(self) -> list[Employee]:
+        """Every employee, in the order they were added."""
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM employees ORDER BY id").fetchall()
+        return [Employee(r["id"], r["email"], r["name"], r["last_name"], r["ico"]) for r in rows]
+
+    # -- contacts ------------------------------------------------------------------------
+
+    @staticmethod
+    def _contact(row: sqlite3.Row) -> ContactRecord:
+        return ContactRecord(
+            pk=row["pk"],
+            integration_id=row["integration_id"],
+            provider_id=row["provider_id"],
+            contact_id=row["contact_id"],
+            number=row["number"],
+            name=row["name"],
+            last_name=row["last_name"],
+            ico=row["ico"],
+            email=row["email"],
+            phone=row["phone"],
+            data=row["data"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _find_contact(
+        self, db: sqlite3.Connection, integration_id: int, provider_id: str, contact_id: str
+    ) -> ContactRecord | None:
+        row = db.execute(
+            "SELECT * FROM contacts WHERE integration_id = ? AND provider_id = ?"
+            " AND contact_id = ?",
+            (integration_id, provider_id, contact_id),
+        ).fetchone()
+        return self._contact(row) if row else None
+
+    def _create_contact(
+        self, db: sqlite3.Connection, integration_id: int, provider_id: str, info: ContactInfo
+    ) -> ContactRecord:
+        number = self._next(db, CONTACT_COUNTER)
+        now = self._now()
+        db.execute(
+            "INSERT INTO contacts (integration_id, provider_id, contact_id, number, name,"
+            " last_name, ico, email, phone, data, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                integration_id,
+                provider_id,
+                info.contact_id,
+                number,
+                info.name or "",
+                info.last_name or "",
+                info.ico or "",
+                info.email or "",
+                info.phone or "",
+                info.data or "",
+                now,
+                now,
+            ),
+        )
+        self._emit(db, "contact.created", integration_id, number=number, contactId=info.contact_id)
+        found = self._find_contact(db, integration_id, provider_id, info.contact_id)
+        assert found is not None  # noqa: S101 - inserted just above in this transaction
+        return found
+
+    def contact(
+        self, integration_id: int, provider_id: str, contact_id: str
+    ) -> ContactRecord | None:
+        """A contact by its chat-side identity, or None."""
+        with self._read() as db:
+            return self._find_contact(db, integration_id, provider_id, contact_id)
+
+    def contacts(self, integration_id: int | None = None) -> list[ContactRecord]:
+        """Contacts, newest first, optionally of one integration."""
+        sql = "SELECT * FROM contacts"
+        args: tuple[Any, ...] = ()
+        if integration_id is not None:
+            sql += " WHERE integration_id = ?"
+            args = (integration_id,)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY pk DESC", args).fetchall()
+        return [self._contact(r) for r in rows]
+
+    def update_contact(
+        self, integration_id: int, command: UpdateContact, *, create_unknown: bool
+    ) -> ContactRecord | None:
+        """Apply updateContact; an unknown contact is created only when `create_unknown`."""
+        info = command.contact
+        with self._write() as db:
+            found = self._find_contact(db, integration_id, command.provider_id, info.contact_id)
+            if found is None:
+                if not create_unknown:
+                    return None
+                return self._create_contact(db, integration_id, command.provider_id, info)
+            changes = {
+                "name": info.name,
+                "last_name": info.last_name,
+                "ico": info.ico,
+                "email": info.email,
+                "phone": info.phone,
+                "data": info.data,
+            }
+            given = {k: v for k, v in changes.items() if v is not None}
+            sets = ", ".join(f"{k} = ?" for k in given)
+            db.execute(
+                f"UPDATE contacts SET {sets}, updated_at = ? WHERE pk = ?",  # noqa: S608
+                (*given.values(), self._now(), found.pk),
+            )
+            self._emit(
+                db,
+                "contact.updated",
+                integration_id,
+                number=found.number,
+                contactId=info.contact_id,
+                changed=sorted(given),
+            )
+            return self._find_contact(db, integration_id, command.provider_id, info.contact_id)
+
+    # -- chats, tasks, messages ------------------------------------------------------------
+
+    @staticmethod
+    def _chat(row: sqlite3.Row) -> ChatRecord:
+        return ChatRecord(
+            pk=row["pk"],
+            integration_id=row["integration_id"],
+            provider_id=row["provider_id"],
+            chat_id=row["chat_id"],
+            channel=row["channel"],
+            contact_pk=row["contact_pk"],
+            task_number=row["task_number"],
+        )
+
+    def _find_chat(
+        self, db: sqlite3.Connection, integration_id: int, provider_id: str, chat_id: str
+    ) -> ChatRecord | None:
+        row = db.execute(
+            "SELECT * FROM chats WHERE integration_id = ? AND provider_id = ? AND chat_id = ?",
+            (integration_id, provider_id, chat_id),
+        ).fetchone()
+        return self._chat(row) if row else None
+
+    def _create_task(
+        self,
+        db: sqlite3.Connection,
+        integration_id: int,
+        chat: ChatRecord,
+        title: str,
+        description: str,
+        previous: int | None,
+    ) -> int:
+        number = self._next(db, TASK_COUNTER)
+        now = self._now()
+        db.execute(
+            "INSERT INTO tasks (number, integration_id, chat_pk, title, description, status,"
+            " fields, previous_number, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'active', '{}', ?, ?, ?)",
+            (number, integration_id, chat.pk, title, description, previous, now, now),
+        )
+        db.execute("UPDATE chats SET task_number = ? WHERE pk = ?", (number, chat.pk))
+        self._emit(
+            db,
+            "task.created",
+            integration_id,
+            number=number,
+            title=title,
+            chatId=chat.chat_id,
+            previous=previous,
+        )
+        return number
+
+    def _ensure_chat(
+        self,
+        db: sqlite3.Connection,
+        integration_id: int,
+        provider_id: str,
+        chat_id: str,
+        channel: str | None,
+        contact_pk: int | None,
+    ) -> ChatRecord:
+        chat = self._find_chat(db, integration_id, provider_id, chat_id)
+        if chat is None:
+            db.execute(
+                "INSERT INTO chats (integration_id, provider_id, chat_id, channel, contact_pk,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (integration_id, provider_id, chat_id, channel or "", contact_pk, self._now()),
+            )
+        else:
+            if channel and channel != chat.channel:
+                db.execute("UPDATE chats SET channel = ? WHERE pk = ?", (channel, chat.pk))
+            if contact_pk is not None and chat.contact_pk is None:
+                db.execute("UPDATE chats SET contact_pk = ? WHERE pk = ?", (contact_pk, chat.pk))
+        found = self._find_chat(db, integration_id, provider_id, chat_id)
+        assert found is not None  # noqa: S101 - inserted or found in this transaction
+        return found
+
+    def _history(self, db: sqlite3.Connection, chat_pk: int) -> list[HistoryLine]:
+        rows = db.execute(
+            "SELECT m.created_at, m.author, m.text FROM messages m"
+            " JOIN tasks t ON t.number = m.task_number WHERE t.chat_pk = ? ORDER BY m.pk",
+            (chat_pk,),
+        ).fetchall()
+        return [HistoryLine(r["created_at"], r["author"], r["text"]) for r in rows]
+
+    def _insert_message(
+        self,
+        db: sqlite3.Connection,
+        *,
+        task_number: int,
+        integration_id: int,
+        direction: str,
+        kind: str,
+        text: str,
+        author: str,
+        employee_email: str = "",
+        attachments: Sequence[Attachment] = (),
+        message_id: str = "",
+        delivery_state: str = "",
+        channel: str = "",
+    ) -> int:
+        now = self._now()
+        cur = db.execute(
+            "INSERT INTO messages (task_number, integration_id, direction, kind, text, author,"
+            " employee_email, attachments, message_id, delivery_state, delivery_note, status,"
+            " status_text, channel, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', ?, ?)",
+            (
+                task_number,
+                integration_id,
+                direction,
+                kind,
+                text,
+                author,
+                employee_email,
+                json.dumps([[a.name, a.url] for a in attachments]),
+                message_id,
+                delivery_state,
+                channel,
+                now,
+            ),
+        )
+        db.execute("UPDATE tasks SET updated_at = ? WHERE number = ?", (now, task_number))
+        pk = int(cur.lastrowid or 0)
+        self._emit(
+            db,
+            f"message.{direction}",
+            integration_id,
+            id=pk,
+            task=task_number,
+            kind=kind,
+            author=author,
+            text=text,
+            messageId=message_id,
+        )
+        return pk
+
+    def file_message(
+        self, integration: Integration, command: NewMessage, author: Employee | None
+    ) -> Filed:
+        """newMessage: file the message in its chat's task, creating contact, chat and task."""
+        notes: list[Note] = []
+        iid = integration.id
+        with self._write() as db:
+            contact = self._find_contact(db, iid, command.provider_id, command.contact.contact_id)
+            if contact is None:
+                contact = self._create_contact(db, iid, command.provider_id, command.contact)
+            chat = self._ensure_chat(
+                db, iid, command.provider_id, command.chat_id, command.channel, contact.pk
+            )
+            display = contact_display_name(contact.name, contact.last_name, contact.contact_id)
+            task_number = chat.task_number
+            created = False
+            if task_number is not None:
+                status = db.execute(
+                    "SELECT status FROM tasks WHERE number = ?", (task_number,)
+                ).fetchone()["status"]
+                if status != "active":
+                    if integration.options.new_task_when_closed:
+                        history = history_description(task_number, self._history(db, chat.pk))
+                        task_number = self._create_task(
+                            db,
+                            iid,
+                            chat,
+                            command.title or default_task_title(display),
+                            history,
+                            task_number,
+                        )
+                        created = True
+                    else:
+                        notes.append(
+                            Note(
+                                "closed-task",
+                                f"task {task_number} is {status}; filed there "
+                                "(new_task_when_closed is off)",
+                            )
+                        )
+            else:
+                task_number = self._create_task(
+                    db, iid, chat, command.title or default_task_title(display), "", None
+                )
+                created = True
+            if not created and command.title:
+                current = db.execute(
+                    "SELECT title FROM tasks WHERE number = ?", (task_number,)
+                ).fetchone()["title"]
+                if current != command.title and integration.options.rename_task_on_title:
+                    db.execute(
+                        "UPDATE tasks SET title = ? WHERE number = ?", (command.title, task_number)
+                    )
+                    self._emit(db, "task.renamed", iid, number=task_number, title=command.title)
+                    notes.append(
+                        Note(
+                            "task-renamed",
+                            "title renamed the task (observed behaviour; the docs only say a "
+                            "title names new tasks; option rename_task_on_title)",
+                        )
+                    )
+            if command.fields:
+                row = db.execute(
+                    "SELECT fields FROM tasks WHERE number = ?", (task_number,)
+                ).fetchone()
+                fields = json.loads(row["fields"])
+                fields.update(dict(command.fields))
+                db.execute(
+                    "UPDATE tasks SET fields = ? WHERE number = ?",
+                    (json.dumps(fields), task_number),
+                )
+            if command.is_echo:
+                kind = "echo"
+                name = (
+                    contact_display_name(author.name, author.last_name, author.email)
+                    if author
+                    else "Integration owner"
+                )
+                email = author.email if author else ""
+            else:
+                kind, name, email = "customer", display, ""
+            pk = self._insert_message(
+                db,
+                task_number=task_number,
+                integration_id=iid,
+                direction="in",
+                kind=kind,
+                text=command.message,
+                author=name,
+                employee_email=email,
+                attachments=command.attachments,
+                channel=command.channel or "",
+            )
+        return Filed(task_number, created, pk, contact.number, notes)
+
+    def chat_task(self, integration_id: int, provider_id: str, chat_id: str) -> TaskRecord | None:
+        """The chat's current task (completed or not), or None when the chat has none."""
+        with self._read() as db:
+            chat = self._find_chat(db, integration_id, provider_id, chat_id)
+            if chat is None or chat.task_number is None:
+                return None
+            return self._task(db, chat.task_number)
+
+    def chats(self, integration_id: int | None = None) -> list[ChatRecord]:
+        """Chats, newest first, optionally of one integration."""
+        sql = "SELECT * FROM chats"
+        args: tuple[Any, ...] = ()
+        if integration_id is not None:
+            sql += " WHERE integration_id = ?"
+            args = (integration_id,)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY pk DESC", args).fetchall()
+        return [self._chat(r) for r in rows]
+
+    def _task(self, db: sqlite3.Connection, number: int) -> TaskRecord | None:
+        row = db.execute(
+            "SELECT t.*, c.provider_id, c.chat_id, c.channel, c.contact_pk,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.task_number = t.number) AS message_count,"
+            " (SELECT COUNT(*) FROM messages m WHERE m.task_number = t.number"
+            "   AND m.direction = 'in' AND m.pk > t.last_read_pk) AS unread,"
+            " (SELECT m.text FROM messages m WHERE m.task_number = t.number"
+            "   ORDER BY m.pk DESC LIMIT 1) AS last_message,"
+            " (SELECT m.created_at FROM messages m WHERE m.task_number = t.number"
+            "   ORDER BY m.pk DESC LIMIT 1) AS last_message_at"
+            " FROM tasks t JOIN chats c ON c.pk = t.chat_pk WHERE t.number = ?",
+            (number,),
+        ).fetchone()
+        if row is None:
+            return None
+        contact = None
+        if row["contact_pk"] is not None:
+            crow = db.execute(
+                "SELECT * FROM contacts WHERE pk = ?", (row["contact_pk"],)
+            ).fetchone()
+            contact = self._contact(crow) if crow else None
+        return TaskRecord(
+            number=row["number"],
+            integration_id=row["integration_id"],
+            chat_pk=row["chat_pk"],
+            provider_id=row["provider_id"],
+            chat_id=row["chat_id"],
+            channel=row["channel"],
+            title=row["title"],
+            description=row["description"],
+            status=row["status"],
+            fields=json.loads(row["fields"]),
+            contact=contact,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            previous_number=row["previous_number"],
+            message_count=row["message_count"],
+            unread=row["unread"],
+            last_message=row["last_message"] or "",
+            last_message_at=row["last_message_at"] or "",
+        )
+
+    def task(self, number: int) -> TaskRecord:
+        """One task by number; NotFound when there is none."""
+        with self._read() as db:
+            found = self._task(db, number)
+        if found is None:
+            raise NotFound(f"task {number}")
+        return found
+
+    def tasks(self, integration_id: int | None = None) -> list[TaskRecord]:
+        """Tasks, most recently active first, optionally of one integration."""
+        sql = "SELECT number FROM tasks"
+        args: tuple[Any, ...] = ()
+        if integration_id is not None:
+            sql += " WHERE integration_id = ?"
+            args = (integration_id,)
+        with self._read() as db:
+            numbers = [
+                r[0] for r in db.execute(sql + " ORDER BY updated_at DESC, number DESC", args)
+            ]
+            found = [self._task(db, n) for n in numbers]
+        return [t for t in found if t is not None]
+
+    def set_task_status(self, number: int, status: str) -> TaskRecord:
+        """Complete (`completed`) or reopen (`active`) a task."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT integration_id, status, chat_pk FROM tasks WHERE number = ?", (number,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"task {number}")
+            if status == "active":
+                # Reopening an older task makes it the chat's task again.
+                db.execute(
+                    "UPDATE chats SET task_number = ? WHERE pk = ?", (number, row["chat_pk"])
+                )
+            if row["status"] != status:
+                db.execute(
+                    "UPDATE tasks SET status = ?, updated_at = ? WHERE number = ?",
+                    (status, self._now(), number),
+                )
+                kind = "task.completed" if status == "completed" else "task.reopened"
+                self._emit(db, kind, row["integration_id"], number=number)
+            found = self._task(db, number)
+        assert found is not None  # noqa: S101 - checked above in this transaction
+        return found
+
+    def mark_read(self, number: int) -> None:
+        """The operator has seen every message of the task so far."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE tasks SET last_read_pk = (SELECT COALESCE(MAX(pk), 0) FROM messages"
+                " WHERE task_number = ?) WHERE number = ?",
+                (number, number),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"task {number}")
+
+    @staticmethod
+    def _message(row: sqlite3.Row) -> MessageRecord:
+        return MessageRecord(
+            pk=row["pk"],
+            task_number=row["task_number"],
+            integration_id=row["integration_id"],
+            direction=row["direction"],
+            kind=row["kind"],
+            text=row["text"],
+            author=row["author"],
+            employee_email=row["employee_email"],
+            attachments=tuple(Attachment(n, u) for n, u in json.loads(row["attachments"])),
+            message_id=row["message_id"],
+            delivery_state=row["delivery_state"],
+            delivery_note=row["delivery_note"],
+            status=row["status"],
+            status_text=row["status_text"],
+            channel=row["channel"],
+            created_at=row["created_at"],
+        )
+
+    def messages(self, task_number: int) -> list[MessageRecord]:
+        """A task's thread, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT * FROM messages WHERE task_number = ? ORDER BY pk", (task_number,)
+            ).fetchall()
+        return [self._message(r) for r in rows]
+
+    def message(self, pk: int) -> MessageRecord:
+        """One message by its id."""
+        with self._read() as db:
+            row = db.execute("SELECT * FROM messages WHERE pk = ?", (pk,)).fetchone()
+        if row is None:
+            raise NotFound(f"message {pk}")
+        return self._message(row)
+
+    def add_outbound(
+        self,
+        task_number: int,
+        *,
+        kind: str,
+        text: str,
+        author: Employee,
+        attachments: Sequence[Attachment],
+    ) -> MessageRecord:
+        """An operator's message leaving Planfix: stored as pending, with a fresh messageId."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT t.integration_id, c.channel FROM tasks t JOIN chats c"
+                " ON c.pk = t.chat_pk WHERE t.number = ?",
+                (task_number,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"task {task_number}")
+            message_id = str(self._next(db, MESSAGE_COUNTER))
+            pk = self._insert_message(
+                db,
+                task_number=task_number,
+                integration_id=row["integration_id"],
+                direction="out",
+                kind=kind,
+                text=text,
+                author=contact_display_name(author.name, author.last_name, author.email),
+                employee_email=author.email,
+                attachments=attachments,
+                message_id=message_id,
+                delivery_state="pending",
+                channel=row["channel"],
+            )
+            found = db.execute("SELECT * FROM messages WHERE pk = ?", (pk,)).fetchone()
+        return self._message(found)
+
+    def next_message_id(self) -> str:
+        """A fresh Planfix messageId (unique across the account, never reused)."""
+        with self._write() as db:
+            return str(self._next(db, MESSAGE_COUNTER))
+
+    def open_chat(
+        self,
+        integration: Integration,
+        *,
+        provider_id: str,
+        chat_id: str,
+        contact: ContactInfo,
+        channel: str | None,
+        title: str,
+    ) -> int:
+        """Create (or find) chat, contact and task for a chat the integration assigned."""
+        with self._write() as db:
+            found = self._find_contact(db, integration.id, provider_id, contact.contact_id)
+            if found is None:
+                found = self._create_contact(db, integration.id, provider_id, contact)
+            chat = self._ensure_chat(db, integration.id, provider_id, chat_id, channel, found.pk)
+            if chat.task_number is not None:
+                status = db.execute(
+                    "SELECT status FROM tasks WHERE number = ?", (chat.task_number,)
+                ).fetchone()["status"]
+                if status == "active":
+                    return chat.task_number
+            return self._create_task(db, integration.id, chat, title, "", chat.task_number)
+
+    def move_message(self, pk: int, task_number: int) -> None:
+        """File an outbound message in another task (a first message, once its chat exists)."""
+        with self._write() as db:
+            db.execute("UPDATE messages SET task_number = ? WHERE pk = ?", (task_number, pk))
+
+    def set_delivery_state(self, pk: int, state: str, note: str = "") -> None:
+        """pending → delivered | failed, with the reason when failed."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE messages SET delivery_state = ?, delivery_note = ? WHERE pk = ?"
+                " RETURNING integration_id, task_number, message_id",
+                (state, note, pk),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"message {pk}")
+            self._emit(
+                db,
+                "message.delivery",
+                row["integration_id"],
+                id=pk,
+                task=row["task_number"],
+                messageId=row["message_id"],
+                state=state,
+                note=note,
+            )
+
+    def set_message_status(
+        self, integration_id: int, message_id: str, status: str, text: str | None
+    ) -> bool:
+        """messageStatus: record sent/read/error on an outbound message; False when unknown."""
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE messages SET status = ?, status_text = ? WHERE integration_id = ?"
+                " AND message_id = ? AND direction = 'out' RETURNING pk, task_number",
+                (status, text or "", integration_id, message_id),
+            ).fetchone()
+            if row is None:
+                return False
+            self._emit(
+                db,
+                "message.status",
+                integration_id,
+                id=row["pk"],
+                task=row["task_number"],
+                messageId=message_id,
+                status=status,
+            )
+        return True
+
+    # -- journal and events ----------------------------------------------------------------
+
+    def record(self, exchange: ExchangeRecord) -> int:
+        """Journal one exchange; the oldest entries past the retention bound are dropped."""
+        t = self.clock()
+        with self._write() as db:
+            cur = db.execute(
+                "INSERT INTO journal (ts, t, integration_id, direction, party, method, url, cmd,"
+                " chat_id, form, request_headers, status, response_body, duration_ms, notes,"
+                " fault, error, delivery_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now_iso(t),
+                    t,
+                    exchange.integration_id,
+                    exchange.direction,
+                    exchange.party,
+                    exchange.method,
+                    exchange.url,
+                    exchange.cmd,
+                    exchange.chat_id,
+                    json.dumps([list(p) for p in exchange.form]),
+                    json.dumps(exchange.request_headers),
+                    exchange.status,
+                    exchange.response_body,
+                    round(exchange.duration_ms, 3),
+                    json.dumps(list(exchange.notes)),
+                    exchange.fault,
+                    exchange.error,
+                    exchange.delivery_id,
+                ),
+            )
+            entry_id = int(cur.lastrowid or 0)
+            if entry_id > self.journal_retention:
+                db.execute(
+                    "DELETE FROM journal WHERE id <= ?", (entry_id - self.journal_retention,)
+                )
+            self._emit(
+                db,
+                "journal",
+                exchange.integration_id,
+                id=entry_id,
+                direction=exchange.direction,
+                cmd=exchange.cmd,
+                status=exchange.status,
+                chatId=exchange.chat_id,
+            )
+        return entry_id
+
+    @staticmethod
+    def _entry(row: sqlite3.Row) -> JournalEntry:
+        return JournalEntry(
+            id=row["id"],
+            ts=row["ts"],
+            integration_id=row["integration_id"],
+            direction=row["direction"],
+            party=row["party"],
+            method=row["method"],
+            url=row["url"],
+            cmd=row["cmd"],
+            chat_id=row["chat_id"],
+            form=json.loads(row["form"]),
+            request_headers=json.loads(row["request_headers"]),
+            status=row["status"],
+            response_body=row["response_body"],
+            duration_ms=row["duration_ms"],
+            notes=json.loads(row["notes"]),
+            fault=row["fault"],
+            error=row["error"],
+            delivery_id=row["delivery_id"],
+        )
+
+    def journal(self, query: JournalQuery | None = None) -> list[JournalEntry]:
+        """Journal entries matching the query, oldest first (the newest `limit` of them)."""
+        q = query or JournalQuery()
+        where: list[str] = []
+        args: list[Any] = []
+        if q.integration_id is not None:
+            where.append("integration_id = ?")
+            args.append(q.integration_id)
+        if q.cmd:
+            where.append("cmd = ?")
+            args.append(q.cmd)
+        if q.direction:
+            where.append("direction = ?")
+            args.append(q.direction)
+        if q.status is not None:
+            where.append("status = ?")
+            args.append(q.status)
+        if q.since is not None:
+            where.append("id > ?")
+            args.append(q.since)
+        if q.ids is not None:
+            where.append(f"id IN ({', '.join('?' for _ in q.ids)})")
+            args.extend(q.ids)
+        sql = "SELECT * FROM journal"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(q.limit, 0))
+        with self._read() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [self._entry(r) for r in reversed(rows)]
+
+    def journal_entry(self, entry_id: int) -> JournalEntry:
+        """One journal entry; NotFound when dropped or never written."""
+        with self._read() as db:
+            row = db.execute("SELECT * FROM journal WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"journal entry {entry_id}")
+        return self._entry(row)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts per table: what the reliability tests and benchmarks watch."""
+        tables = ("integrations", "contacts", "chats", "tasks", "messages", "journal", "events")
+        with self._read() as db:
+            return {
+                t: int(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])  # noqa: S608
+                for t in tables
+            }
+
+    def events_after(
+        self, last_id: int, integration_id: int | None = None, limit: int = 500
+    ) -> list[Event]:
+        """Events with an id above `last_id`, oldest first."""
+        sql = "SELECT * FROM events WHERE id > ?"
+        args: list[Any] = [last_id]
+        if integration_id is not None:
+            sql += " AND integration_id = ?"
+            args.append(integration_id)
+        sql += " ORDER BY id LIMIT ?"
+        args.append(limit)
+        with self._read() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [
+            Event(r["id"], r["ts"], r["integration_id"], r["kind"], json.loads(r["data"]))
+            for r in rows
+        ]
+
+    def last_event_id(self) -> int:
+        """The newest event id (0 when none)."""
+        with self._read() as db:
+            row = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        return int(row[0])
+
+    def reset(self, integration_id: int | None = None) -> None:
+        """Forget chats, tasks, contacts, messages and journal; of one integration, or all.
+
+        A full reset also restarts numbering; resetting one integration does not, because other
+        integrations share the account's sequences.
+        """
+        tables = ("contacts", "chats", "tasks", "messages", "deliveries", "journal")
+        with self._write() as db:
+            for table in tables:
+                if integration_id is None:
+                    db.execute(f"DELETE FROM {table}")  # noqa: S608
+                else:
+                    db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
+            if integration_id is None:
+                self._init_counters(db, replace_existing=True)
+                db.execute("UPDATE integrations SET faults = '{}'")
+            else:
+                db.execute("UPDATE integrations SET faults = '{}' WHERE id = ?", (integration_id,))
+            self._emit(db, "reset", integration_id)
