@@ -1,0 +1,52 @@
+"""Shared fixtures: a fresh app (and store) per test, a test client, and a live server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from simulator.app import close_app, create_app
+from simulator.context import runtime
+from simulator.server import LiveServer
+from simulator.store import Store
+
+PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"
+CHAT_TOKEN = "202cb962ac59075b964b07152d234b70"
+
+
+@pytest.fixture
+def app_config() -> dict[str, object]:
+    """Overrides for the app under test; a test module may redefine this fixture."""
+    return {}
+
+
+@pytest.fixture
+def app(app_config: dict[str, object]) -> Iterator[Flask]:
+    """A fresh app on the embedded default with a throw-away database."""
+    application = create_app({"testing": True, **app_config})
+    yield application
+    close_app(application)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """Flask's test client for `app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app: Flask) -> Store:
+    """The store behind `app`."""
+    return runtime(app).store
+
+
+@pytest.fixture
+def live_server(app_config: dict[str, object]) -> Iterator[LiveServer]:
+    """A real server on a free loopback port; server-side exceptions fail the test."""
+    server = LiveServer(app_config).start()
+    yield server
+    server.stop()
+    server.check()
