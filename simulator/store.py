@@ -251,7 +251,9 @@ class Store:
         self.contact_number_start = contact_number_start
         self.clock = clock
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # One connection per thread, with the thread that owns it: a threaded server starts a
+        # thread per client, so connections of ended threads are closed as new ones open.
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         # Wakes SSE streams and waiters of this process at once; others poll the events table.
         self.changed = threading.Condition()
@@ -271,15 +273,32 @@ class Store:
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # check_same_thread=False only so that another thread may close it once its owner
+            # has ended; a connection is still used by its own thread alone.
+            db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
             self._local.db = db
             with self._lock:
-                self._connections.append(db)
+                kept = []
+                for owner, other in self._connections:
+                    if owner.is_alive():
+                        kept.append((owner, other))
+                    else:
+                        other.close()
+                kept.append((threading.current_thread(), db))
+                self._connections = kept
         return db
+
+    @property
+    def open_connections(self) -> int:
+        """How many SQLite connections are open (one per live thread that used the store)."""
+        with self._lock:
+            return len(self._connections)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -306,8 +325,7 @@ class Store:
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
         with self._lock:
-            for db in self._connections:
-                # A connection of another thread may refuse; it goes with its thread.
+            for _, db in self._connections:
                 with suppress(sqlite3.ProgrammingError):
                     db.close()
             self._connections.clear()
