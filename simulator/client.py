@@ -1,5 +1,8 @@
 """The one HTTP client of the codebase: delivery, the fake chat, scenarios, fuzz and tests use it.
 
+Typed clients on top of it: `PlanfixClient` (the five chat-API commands) and `ControlClient`
+(`/api/v1`), defined in planfix_client.py and control_client.py, importable from here.
+
 `send()` never raises for HTTP or network trouble: it returns an `Answer` whose `error` says what
 went wrong (timeout, refused, TLS, reset), because every caller must record failures, not crash.
 """
@@ -12,8 +15,26 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
+
+if TYPE_CHECKING:
+    from simulator.control_client import ControlClient, ControlError, Fault, WaitTimeout
+    from simulator.planfix_client import PlanfixAnswer, PlanfixClient
+
+__all__ = [
+    "Answer",
+    "ControlClient",
+    "ControlError",
+    "Fault",
+    "PlanfixAnswer",
+    "PlanfixClient",
+    "WaitTimeout",
+    "encode_form",
+    "post_form",
+    "request_json",
+    "send",
+]
 
 USER_AGENT = "planfix-simulator"
 
@@ -137,3 +158,25 @@ def request_json(
     if data is not None:
         extra["Content-Type"] = "application/json"
     return send(method, url, body=body, headers=extra, timeout=timeout)
+
+
+# The typed clients live in their own modules (they import this one); re-exported lazily here
+# so `from simulator.client import PlanfixClient` works whichever module is imported first.
+_TYPED = {
+    "PlanfixClient": "simulator.planfix_client",
+    "PlanfixAnswer": "simulator.planfix_client",
+    "ControlClient": "simulator.control_client",
+    "ControlError": "simulator.control_client",
+    "WaitTimeout": "simulator.control_client",
+    "Fault": "simulator.control_client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve the re-exported typed clients on first use."""
+    module = _TYPED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
