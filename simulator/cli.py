@@ -49,6 +49,14 @@ def serve(args: argparse.Namespace) -> int:
         server.server_close()
         return 2
     server.app = app
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever to return, so it must run off the main thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    # Handlers go in before the banner: whoever reads the banner may signal at once.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     rt = runtime(app)
     base = rt.base_url
     print(f"planfix-simulator {__version__} serving on {base}")
@@ -65,12 +73,6 @@ def serve(args: argparse.Namespace) -> int:
         )
     sys.stdout.flush()
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        # shutdown() waits for serve_forever to return, so it must run off the main thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     try:
         server.serve_forever()
     finally:
