@@ -241,7 +241,7 @@ def strict_check(notes: Sequence[Note], strict: bool) -> None:
     if strict:
         for note in notes:
             if note.unknown:
-                raise InvalidParameters(f"strict: {note.text}")
+                raise InvalidParameters(f"strict: {note.code}: {note.text}")
 
 
 def _single(form: Form, key: str, profile: Profile, notes: list[Note]) -> str | None:

@@ -1,0 +1,113 @@
+"""The store: persistence across restarts, retention, isolation, reset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from simulator.app import close_app, create_app
+from simulator.context import runtime
+from simulator.store import Store
+from tests.test_planfix_api import new_message, post
+
+
+def test_a_restart_with_the_same_db_keeps_everything(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.sqlite3")
+    first = create_app({"testing": True, "db": db})
+    client = first.test_client()
+    post(client, new_message(chatId="a", contactId="ca"))
+    post(client, new_message(chatId="b", contactId="cb"))
+    client.post("/api/v1/tasks/1001/complete")
+    close_app(first)
+    assert Path(db).exists(), "a --db file must survive the app"
+
+    second = create_app({"testing": True, "db": db})
+    try:
+        store = runtime(second).store
+        assert [t.number for t in store.tasks()] == [1001, 1000]
+        assert [c.number for c in store.contacts()] == [5001, 5000]
+        assert len(store.journal()) == 2
+        post(second.test_client(), new_message(chatId="b", contactId="cb"))
+        post(second.test_client(), new_message(chatId="c", contactId="cc"))
+        numbers = sorted(t.number for t in store.tasks())
+        assert numbers == [1000, 1001, 1002, 1003], "numbering continues without reuse"
+    finally:
+        close_app(second)
+
+
+def test_the_default_database_is_temporary() -> None:
+    app = create_app({"testing": True})
+    path = Path(runtime(app).store.path)
+    assert path.exists()
+    close_app(app)
+    assert not path.exists()
+
+
+def test_journal_retention_drops_the_oldest_entries() -> None:
+    app = create_app({"testing": True, "journal_retention": 5})
+    try:
+        client = app.test_client()
+        for i in range(12):
+            post(client, new_message(message=f"m{i}"))
+        store = runtime(app).store
+        entries = store.journal()
+        assert [e.id for e in entries] == [8, 9, 10, 11, 12]
+        assert store.counts()["journal"] == 5
+        assert store.counts()["messages"] == 12, "retention bounds the journal, not the data"
+    finally:
+        close_app(app)
+
+
+def test_integrations_see_only_their_own_records(client: FlaskClient, store: Store) -> None:
+    other = client.post("/api/v1/integrations", json={"name": "ci-job-7"}).get_json()
+    post(client, new_message(chatId="mine"))
+    theirs = [(k, other["planfix_token"] if k == "planfix_token" else v) for k, v in new_message()]
+    post(client, theirs)
+    for path in ("/api/v1/tasks", "/api/v1/contacts", "/api/v1/journal"):
+        listed = client.get(f"{path}?integration=ci-job-7").get_json()
+        assert len(listed) == 1
+        assert {item["integration_id"] for item in listed} == {other["id"]}
+    assert len(client.get("/api/v1/tasks").get_json()) == 2
+
+
+def test_reset_of_one_integration_keeps_the_others(client: FlaskClient, store: Store) -> None:
+    other = client.post("/api/v1/integrations", json={"name": "other"}).get_json()
+    post(client, new_message())
+    theirs = [(k, other["planfix_token"] if k == "planfix_token" else v) for k, v in new_message()]
+    post(client, theirs)
+    assert client.post("/api/v1/reset?integration=other").status_code == 200
+    assert [t.integration_id for t in store.tasks()] == [1]
+    post(client, theirs)
+    assert store.task(1002).integration_id == other["id"], "a partial reset keeps numbering"
+
+
+def test_full_reset_restarts_numbering(client: FlaskClient, store: Store) -> None:
+    post(client, new_message())
+    client.post("/api/v1/reset")
+    assert store.counts()["tasks"] == 0
+    post(client, new_message())
+    assert [t.number for t in store.tasks()] == [1000]
+
+
+def test_numbering_is_atomic_across_threads(store: Store) -> None:
+    import threading
+
+    from simulator.domain import ContactInfo, NewMessage
+
+    integration = store.integrations()[0]
+
+    def send(worker: int) -> None:
+        for i in range(20):
+            chat = f"w{worker}-{i}"
+            command = NewMessage("p", chat, "hi", ContactInfo(chat, "N"))
+            store.file_message(integration, command, None)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    numbers = [t.number for t in store.tasks()]
+    assert len(numbers) == 120
+    assert sorted(numbers) == list(range(1000, 1120))
