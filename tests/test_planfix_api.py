@@ -233,7 +233,7 @@ def test_parameters_checked_before_command_gives_invalid_not_task_not_found(
 OBSERVED = [
     pytest.param(new_message(), 200, {}, id="newMessage answers {}"),
     pytest.param(without(new_message(), "contactName"), 200, {}, id="no contactName accepted"),
-    pytest.param(new_message() + [("chatId", "chat-1")], 200, {}, id="chatId twice accepted"),
+    pytest.param([*new_message(), ("chatId", "chat-1")], 200, {}, id="chatId twice accepted"),
     pytest.param(new_message(telegramUserName="ivan"), 200, {}, id="unlisted field accepted"),
     pytest.param(new_message(contactEmail="", title=""), 200, {}, id="empty optional fields"),
     pytest.param(without(new_message(), "message"), 400, INVALID, id="still needs message"),
@@ -263,7 +263,7 @@ def test_observed_profile_sends_data_as_json_string_with_status(client: FlaskCli
 # Unknown behaviour: the default accepts with a contract note; strict refuses with 400.
 UNKNOWN = [
     pytest.param(
-        new_message() + [("chatId", "chat-1")], "duplicate-key", id="duplicate key (documented)"
+        [*new_message(), ("chatId", "chat-1")], "duplicate-key", id="duplicate key (documented)"
     ),
     pytest.param(
         renamed(new_message(), "planfix_token", "token"),
@@ -271,7 +271,7 @@ UNKNOWN = [
         id="token instead of planfix_token",
     ),
     pytest.param(
-        new_message() + [("attachments[name]", "a.png")], "attachment-count", id="name/url mismatch"
+        [*new_message(), ("attachments[name]", "a.png")], "attachment-count", id="name/url mismatch"
     ),
     pytest.param(new_message(data_utm_source="ads"), "unknown-task-field", id="unknown data_"),
     pytest.param(

@@ -92,7 +92,8 @@ def replaced_provider(pairs: list[tuple[str, str]], provider: str) -> list[tuple
 
 
 def test_attachments_and_channel_are_kept(client: FlaskClient, store: Store) -> None:
-    pairs = new_message(channel="whatsapp") + [
+    pairs = [
+        *new_message(channel="whatsapp"),
         ("attachments[name]", "a.jpg"),
         ("attachments[url]", "https://x.io/a.jpg"),
         ("attachments[name]", "b.pdf"),
@@ -188,8 +189,10 @@ def test_message_status_marks_outbound_messages(
     )
     answer = post(
         client,
-        form("messageStatus", messageId=outbound.message_id, messageStatus=sent)
-        + [("messageStatusText", "why")],
+        [
+            *form("messageStatus", messageId=outbound.message_id, messageStatus=sent),
+            ("messageStatusText", "why"),
+        ],
     )
     if recorded is None:
         assert answer.status_code == 400
