@@ -74,6 +74,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(planfix_api.bp)
     app.register_blueprint(control_api.bp)
+    from simulator import events
+
+    app.register_blueprint(events.bp)
     from simulator import openapi, ui
 
     app.register_blueprint(openapi.bp)

@@ -99,6 +99,92 @@ def _command_form() -> dict[str, Any]:
     }
 
 
+def _events_op() -> dict[str, Any]:
+    from simulator.events import PING_SECONDS
+
+    return {
+        "summary": "Every change as Server-Sent Events",
+        "description": "Frames `id: <event id>`, `event: <kind>`, `data: <Event JSON>`; a "
+        "`: ping` comment every `ping` seconds. Without Last-Event-ID the stream starts at the "
+        "newest event; `last_event_id=0` replays every stored event. With `integration`, its "
+        "events and global ones (integration_id null) are sent.",
+        "parameters": [
+            INTEGRATION_FILTER,
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 0},
+                "description": "Resume after this event id (EventSource sends it on reconnect)",
+            },
+            _query(
+                "last_event_id",
+                {"type": "integer", "minimum": 0},
+                "Resume after this event id (when the header cannot be set)",
+            ),
+            _query(
+                "ping",
+                {"type": "number", "minimum": 0.1, "maximum": 300, "default": PING_SECONDS},
+                "Seconds between keep-alive comments",
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "An endless text/event-stream; each data line is an Event",
+                "content": {
+                    "text/event-stream": {
+                        "schema": {"type": "string"},
+                        "x-event-data": {
+                            "type": "object",
+                            "required": ["id", "ts", "kind", "data"],
+                            "properties": {
+                                "id": {"type": "integer"},
+                                "ts": {"type": "string"},
+                                "integration_id": {"type": ["integer", "null"]},
+                                "kind": {"type": "string"},
+                                "data": {"type": "object"},
+                            },
+                        },
+                    }
+                },
+            },
+            "400": _error("Bad Last-Event-ID or ping"),
+            "404": _error("No such integration"),
+        },
+    }
+
+
+def _wait_op() -> dict[str, Any]:
+    from simulator.events import WAIT_SCHEMA
+
+    timed_out = {
+        "type": "object",
+        "required": ["error", "closest"],
+        "properties": {
+            "error": {"const": "Timed out"},
+            "closest": {"type": "array", "maxItems": 5, "items": _ref("JournalEntry")},
+            "differences": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "string"}},
+                "description": "For each closest entry, how it differs from the match",
+            },
+        },
+    }
+    op = _op(
+        "Wait until a matching exchange is journaled",
+        _ref("JournalEntry"),
+        body=WAIT_SCHEMA,
+        errors=("400", "404"),
+    )
+    op["description"] = (
+        "Returns the first journal entry after `since` (default: the newest entry when the "
+        "call starts) that meets every criterion of `match`; after `timeout` seconds (default "
+        "10, max 300) answers 408 with the entries that came closest."
+    )
+    op["responses"]["408"] = _json_response("Nothing matched in time", timed_out)
+    return op
+
+
 def build_spec() -> dict[str, Any]:
     """The OpenAPI document."""
     planfix_op = {
@@ -230,6 +316,8 @@ def build_spec() -> dict[str, Any]:
                 errors=("400", "404"),
             ),
         },
+        "/api/v1/events": {"get": _events_op()},
+        "/api/v1/wait": {"post": _wait_op()},
         "/openapi.json": {"get": _op("This document", {"type": "object"}, errors=())},
     }
     return {
