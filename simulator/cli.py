@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--db", help="SQLite file kept across restarts (default: temporary)")
     p_serve.add_argument("--config", help="YAML configuration file")
     p_serve.set_defaults(func=serve)
+    from simulator.scenarios.command import add_subcommands as add_scenario_commands
+
+    add_scenario_commands(sub)
     return parser
 
 

@@ -1,0 +1,15 @@
+"""YAML scenarios: replay message exchanges against the simulator or a real integration."""
+
+from simulator.scenarios.loader import Scenario, Step, load_file
+from simulator.scenarios.runner import Runner, ScenarioResult, Targets
+from simulator.scenarios.schema import scenario_schema
+
+__all__ = [
+    "Runner",
+    "Scenario",
+    "ScenarioResult",
+    "Step",
+    "Targets",
+    "load_file",
+    "scenario_schema",
+]

@@ -1,0 +1,193 @@
+"""Scenario files: YAML documents → checked `Scenario`s that remember file and line of each step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import ConfigError
+from simulator.scenarios.schema import STEP_KINDS, scenario_schema
+from simulator.yaml_source import Located, load_documents, validate
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its kind, its (untemplated) body, and where it was written."""
+
+    kind: str
+    body: Any
+    name: str
+    expect: dict[str, Any]
+    save: dict[str, str]
+    source: str
+    line: int
+    index: int
+    expect_line: int = 0
+
+    @property
+    def where(self) -> str:
+        """`file:line` of the step."""
+        return f"{self.source}:{self.line}"
+
+    @property
+    def title(self) -> str:
+        """What the report shows for this step."""
+        if self.name:
+            return self.name
+        if self.kind == "send" and isinstance(self.body, dict) and "cmd" in self.body:
+            return f"send {self.body['cmd']}"
+        if self.kind == "http" and isinstance(self.body, dict):
+            return f"http {self.body.get('method', 'GET')} {self.body.get('url', '')}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A checked scenario document."""
+
+    name: str
+    description: str
+    vars: dict[str, Any]
+    integration: dict[str, Any]
+    steps: tuple[Step, ...]
+    source: str
+    line: int
+    document: int = 0
+    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False)
+
+    @property
+    def where(self) -> str:
+        """`file:line` of the document."""
+        return f"{self.source}:{self.line}"
+
+
+def _check_step_kinds(doc: Located) -> None:
+    # The schema alone would report an unknown step as "not valid under any schema"; say it plainly.
+    steps = doc.value.get("steps") if isinstance(doc.value, dict) else None
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        kinds = [k for k in step if k in STEP_KINDS]
+        extra = [k for k in step if k not in (*STEP_KINDS, "name", "expect", "save")]
+        path: tuple[str | int, ...] = ("steps", index)
+        if extra:
+            raise ConfigError(
+                doc.source,
+                doc.line((*path, extra[0])),
+                f"steps[{index}].{extra[0]}",
+                f"unknown step key {extra[0]!r}; a step is one of: {', '.join(STEP_KINDS)}",
+            )
+        if len(kinds) != 1:
+            reason = "no step kind" if not kinds else f"several step kinds ({', '.join(kinds)})"
+            raise ConfigError(
+                doc.source,
+                doc.line(path),
+                f"steps[{index}]",
+                f"{reason}; a step has exactly one of: {', '.join(STEP_KINDS)}",
+            )
+
+
+def check_document(doc: Located, document: int = 0) -> Scenario:
+    """Validate one YAML document into a `Scenario`; ConfigError names file:line and field."""
+    if not isinstance(doc.value, dict):
+        raise ConfigError(doc.source, doc.start_line, "(top level)", "a scenario is a mapping")
+    _check_step_kinds(doc)
+    validate(doc, scenario_schema())
+    value: dict[str, Any] = doc.value
+    steps = []
+    for index, raw in enumerate(value["steps"]):
+        kind = next(k for k in raw if k in STEP_KINDS)
+        steps.append(
+            Step(
+                kind=kind,
+                body=raw[kind],
+                name=raw.get("name", ""),
+                expect=dict(raw.get("expect") or {}),
+                save=dict(raw.get("save") or {}),
+                source=doc.source,
+                line=doc.line(("steps", index)),
+                index=index,
+                expect_line=doc.line(("steps", index, "expect")),
+            )
+        )
+    return Scenario(
+        name=value["name"],
+        description=value.get("description", ""),
+        vars=dict(value.get("vars") or {}),
+        integration=dict(value.get("integration") or {}),
+        steps=tuple(steps),
+        source=doc.source,
+        line=doc.start_line,
+        document=document,
+        lines=dict(doc.lines),
+    )
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document of a scenario file, before it is checked: what pytest turns into one item."""
+
+    source: str
+    index: int
+    line: int
+    located: Located | None = None
+    error: ConfigError | None = None
+
+    @property
+    def name(self) -> str:
+        """The scenario's name when it has one, else its position in the file."""
+        value = self.located.value if self.located is not None else None
+        if isinstance(value, dict) and isinstance(value.get("name"), str) and value["name"]:
+            return str(value["name"])
+        return f"document {self.index + 1}"
+
+    def check(self) -> Scenario:
+        """The checked scenario, or the ConfigError that makes this document invalid."""
+        if self.error is not None:
+            raise self.error
+        assert self.located is not None  # noqa: S101 - a Document has one or the other
+        return check_document(self.located, self.index)
+
+
+def read_documents(path: str | Path) -> list[Document]:
+    """Every document of a file, unchecked; unreadable YAML becomes a Document with its error."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Document(source, 0, 1, error=ConfigError(source, None, "", f"cannot read: {exc}"))]
+    found: list[Document] = []
+    documents: Iterator[Located] = load_documents(text, source)
+    try:
+        for located in documents:
+            found.append(Document(source, len(found), located.start_line, located))
+    except ConfigError as exc:
+        found.append(Document(source, len(found), exc.line or 1, error=exc))
+    if not found:
+        found.append(
+            Document(source, 0, 1, error=ConfigError(source, 1, "", "no scenario in file"))
+        )
+    return found
+
+
+def load_file(path: str | Path) -> list[Scenario]:
+    """Every scenario of a file, checked; the first invalid document raises ConfigError."""
+    return [doc.check() for doc in read_documents(path)]
+
+
+def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named on the command line, with directories expanded to their *.yaml/*.yml."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()))
+        else:
+            out.append(path)
+    return out

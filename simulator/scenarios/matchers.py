@@ -1,0 +1,99 @@
+"""Expectations: a JSON subset with matchers (`$any`, `$regex`, `$type`, `$one_of`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MATCHER_KEYS = frozenset({"$any", "$regex", "$type", "$one_of"})
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One place where the answer differs from the expectation."""
+
+    path: str
+    expected: Any
+    actual: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(whole)'}: {self.reason}"
+
+
+def is_matcher(value: Any) -> bool:
+    """Whether `value` is a matcher mapping rather than a literal."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in MATCHER_KEYS
+
+
+def _type_ok(name: str, actual: Any) -> bool:
+    if isinstance(actual, bool) and name in ("integer", "number"):
+        return False  # JSON keeps booleans and numbers apart; Python does not
+    return isinstance(actual, _TYPES[name])
+
+
+def _equal(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(expected) is type(actual) and expected == actual
+    return bool(expected == actual)
+
+
+def _as_text(actual: Any) -> str:
+    if isinstance(actual, bool):
+        return "true" if actual else "false"
+    return "" if actual is None else str(actual)
+
+
+def compare(expected: Any, actual: Any, path: str = "") -> list[Mismatch]:
+    """Every mismatch between an expectation and an answer (empty: it matches)."""
+    if is_matcher(expected):
+        key, arg = next(iter(expected.items()))
+        if actual is MISSING:
+            return [Mismatch(path, expected, None, "missing")]
+        if key == "$any":
+            return []
+        if key == "$regex":
+            ok = re.search(str(arg), _as_text(actual)) is not None
+            return [] if ok else [Mismatch(path, expected, actual, f"{actual!r} !~ /{arg}/")]
+        if key == "$type":
+            ok = _type_ok(str(arg), actual)
+            return [] if ok else [Mismatch(path, expected, actual, f"{actual!r} is not {arg}")]
+        options = list(arg)
+        if any(not compare(option, actual, path) for option in options):
+            return []
+        return [Mismatch(path, expected, actual, f"{actual!r} is none of {options!r}")]
+    if actual is MISSING:
+        return [Mismatch(path, expected, None, "missing")]
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return [Mismatch(path, expected, actual, f"expected an object, got {actual!r}")]
+        found: list[Mismatch] = []
+        for key, value in expected.items():
+            sub = f"{path}.{key}" if path else str(key)
+            found.extend(compare(value, actual.get(key, MISSING), sub))
+        return found
+    if isinstance(expected, list):
+        if not isinstance(actual, list):
+            return [Mismatch(path, expected, actual, f"expected a list, got {actual!r}")]
+        if len(expected) != len(actual):
+            reason = f"expected {len(expected)} items, got {len(actual)}"
+            return [Mismatch(path, expected, actual, reason)]
+        found = []
+        for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+            found.extend(compare(want, got, f"{path}[{index}]"))
+        return found
+    if _equal(expected, actual):
+        return []
+    return [Mismatch(path, expected, actual, f"expected {expected!r}, got {actual!r}")]

@@ -1,0 +1,143 @@
+"""What a run prints: a line per step, a failure block with file:line and diff, JUnit XML."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from simulator.errors import ConfigError
+from simulator.scenarios.loader import Scenario
+from simulator.scenarios.runner import ScenarioResult, StepResult
+
+MAX_SHOWN = 2000
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text)} chars)"
+
+
+def step_line(result: StepResult) -> str:
+    """One line per step: mark, index, title, answer, time."""
+    mark = "ok  " if result.ok else "FAIL"
+    step = result.step
+    outcome = result.summary or (result.error.splitlines()[0][:80] if result.error else "")
+    return f"  {mark} {step.index + 1:>2}. {step.title}  → {outcome}  ({result.duration_ms:.0f} ms)"
+
+
+def scenario_header(scenario: Scenario) -> str:
+    """The line before a scenario's steps."""
+    return f"{scenario.name}  ({scenario.where})"
+
+
+def failure_text(result: ScenarioResult) -> str:
+    """Why a scenario failed: the step (file:line), expected vs. actual, request and answer."""
+    scenario = result.scenario
+    if result.error:
+        return f"{scenario.where}: scenario {scenario.name!r}: {result.error}"
+    failed = result.failed_step
+    if failed is None:
+        return ""
+    step = failed.step
+    lines = [f"{step.where}: step {step.index + 1} ({step.title}) of {scenario.name!r} failed"]
+    if failed.mismatches and step.expect_line != step.line:
+        lines[0] += f" (expect: {step.source}:{step.expect_line})"
+    if failed.error:
+        lines.append(f"  error: {failed.error}")
+    for mismatch in failed.mismatches:
+        lines.append(f"  {mismatch}")
+    if failed.mismatches and failed.expected is not None:
+        diff = difflib.unified_diff(
+            _json(failed.expected).splitlines(),
+            _json(failed.actual).splitlines(),
+            "expected",
+            "actual",
+            lineterm="",
+        )
+        lines.extend("  " + line for line in diff)
+    for exchange in failed.exchanges:
+        lines.append(f"  request: {exchange.method} {exchange.url}")
+        if exchange.request:
+            lines.append(f"    {_clip(exchange.request)}")
+        if exchange.error:
+            lines.append(f"  answer: {exchange.error}")
+        else:
+            lines.append(f"  answer: {exchange.status} {_clip(exchange.answer) or '(empty body)'}")
+    return "\n".join(lines)
+
+
+def print_result(result: ScenarioResult, out: TextIO) -> None:
+    """The closing line of a scenario, and the failure block when it failed."""
+    if result.ok:
+        print(f"  passed ({len(result.steps)} steps, {result.duration_ms:.0f} ms)", file=out)
+    else:
+        print(failure_text(result), file=out)
+
+
+def junit_xml(
+    results: Sequence[ScenarioResult],
+    invalid: Sequence[ConfigError] = (),
+    suite: str = "planfix-sim scenarios",
+) -> ET.ElementTree[ET.Element]:
+    """A JUnit XML report: one testcase per scenario; invalid files are errors."""
+    root = ET.Element("testsuites", name=suite)
+    by_file: dict[str, list[ET.Element]] = {}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
+    counts: dict[str, dict[str, float]] = {}
+
+    def case(source: str, name: str, seconds: float, line: int | None) -> ET.Element:
+        element = ET.Element(
+            "testcase", name=name, classname=source, time=f"{seconds:.3f}", file=source
+        )
+        if line is not None:
+            element.set("line", str(line))
+        by_file.setdefault(source, []).append(element)
+        c = counts.setdefault(source, {"tests": 0, "failures": 0, "errors": 0, "time": 0.0})
+        c["tests"] += 1
+        c["time"] += seconds
+        return element
+
+    for result in results:
+        scenario = result.scenario
+        element = case(scenario.source, scenario.name, result.duration_ms / 1000, scenario.line)
+        if result.error:
+            error = ET.SubElement(element, "error", message=result.error[:200], type="setup")
+            error.text = failure_text(result)
+            counts[scenario.source]["errors"] += 1
+        elif not result.ok:
+            failed = result.failed_step
+            message = failed.error or "; ".join(map(str, failed.mismatches)) if failed else ""
+            failure = ET.SubElement(element, "failure", message=message[:200], type="mismatch")
+            failure.text = failure_text(result)
+            counts[scenario.source]["failures"] += 1
+    for problem in invalid:
+        element = case(problem.source, "(invalid file)", 0.0, problem.line)
+        error = ET.SubElement(element, "error", message=str(problem)[:200], type="invalid")
+        error.text = str(problem)
+        counts[problem.source]["errors"] += 1
+    for source, cases in by_file.items():
+        c = counts[source]
+        testsuite = ET.SubElement(
+            root,
+            "testsuite",
+            name=source,
+            tests=str(int(c["tests"])),
+            failures=str(int(c["failures"])),
+            errors=str(int(c["errors"])),
+            skipped="0",
+            time=f"{c['time']:.3f}",
+        )
+        testsuite.extend(cases)
+        for key in ("tests", "failures", "errors", "time"):
+            totals[key] += c[key]
+    for key in ("tests", "failures", "errors"):
+        root.set(key, str(int(totals[key])))
+    root.set("time", f"{totals['time']:.3f}")
+    ET.indent(root)
+    return ET.ElementTree(root)

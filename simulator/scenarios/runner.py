@@ -1,0 +1,529 @@
+"""Running scenarios: one fresh integration each, steps in order, stop at the first failure."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from simulator import client
+from simulator.scenarios.loader import Scenario, Step
+from simulator.scenarios.matchers import Mismatch, compare
+from simulator.scenarios.templating import Renderer, TemplateFailure
+
+WEBCHAT_PATH = "/webchat/api"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where the steps go.
+
+    `simulator_url` is this simulator (control API, journal, fake chat). `planfix_url` receives the
+    chat-side steps (default: the simulator's /webchat/api). `integration_url`, when set, becomes
+    the URL of each scenario's integration, so Planfix-side steps reach the integration under test.
+    """
+
+    simulator_url: str
+    planfix_url: str | None = None
+    integration_url: str | None = None
+    planfix_token: str | None = None
+
+    @property
+    def webchat_url(self) -> str:
+        """The `/webchat/api` that send steps post to."""
+        return self.planfix_url or self.simulator_url.rstrip("/") + WEBCHAT_PATH
+
+    @property
+    def planfix_is_simulator(self) -> bool:
+        """Whether send steps reach this simulator (so its journal shows their contract notes)."""
+        return self.planfix_url is None or self.planfix_url.startswith(self.simulator_url)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A request the runner made and what came back, for the failure report."""
+
+    method: str
+    url: str
+    request: str
+    status: int | None
+    answer: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The outcome of one step."""
+
+    step: Step
+    ok: bool
+    duration_ms: float
+    summary: str = ""
+    mismatches: tuple[Mismatch, ...] = ()
+    error: str = ""
+    exchanges: tuple[Exchange, ...] = ()
+    expected: Any = None
+    actual: Any = None
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """The outcome of a scenario: its steps, or the setup error that stopped it."""
+
+    scenario: Scenario
+    steps: tuple[StepResult, ...]
+    duration_ms: float
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Passed: set up, and every step passed."""
+        return not self.error and all(s.ok for s in self.steps)
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        """The step that failed, if one did."""
+        return next((s for s in self.steps if not s.ok), None)
+
+
+class StepError(Exception):
+    """A step could not be carried out (as opposed to: it ran and its answer did not match)."""
+
+    def __init__(self, message: str, exchanges: tuple[Exchange, ...] = ()) -> None:
+        super().__init__(message)
+        self.exchanges = exchanges
+
+
+@dataclass
+class _State:
+    """What a running scenario knows: its integration, variables and journal position."""
+
+    scenario: Scenario
+    integration: dict[str, Any]
+    variables: dict[str, Any]
+    mark: int
+    exchanges: list[Exchange] = field(default_factory=list)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _pairs_of(value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [(str(k), _scalar(v)) for k, v in value.items() if v is not None]
+    return [(str(k), _scalar(v)) for k, v in value]
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def _answer_dict(answer: client.Answer) -> dict[str, Any]:
+    return {
+        "status": answer.status,
+        "text": answer.text,
+        "body": answer.json_or_none(),
+        "headers": {k.lower(): v for k, v in answer.headers.items()},
+        "error": answer.error,
+    }
+
+
+class Runner:
+    """Runs scenarios against `targets`; `on_step` sees each step's result as it completes."""
+
+    def __init__(
+        self,
+        targets: Targets,
+        *,
+        on_step: Callable[[Scenario, StepResult], None] | None = None,
+        environ: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.targets = targets
+        self.on_step = on_step
+        self.environ = dict(os.environ if environ is None else environ)
+        self.timeout = timeout
+        self.renderer = Renderer()
+        self._handlers: dict[str, Callable[[_State, Step, Any], dict[str, Any]]] = {
+            "send": self._send,
+            "reply": self._reply,
+            "first_message": self._first_message,
+            "await": self._await,
+            "http": self._http,
+            "faults": self._faults,
+        }
+
+    # -- control API -----------------------------------------------------------------------
+
+    def _control(
+        self, state: _State | None, method: str, path: str, data: Any = None, *, ok: int = 200
+    ) -> Any:
+        url = self.targets.simulator_url.rstrip("/") + path
+        answer = client.request_json(method, url, data, timeout=self.timeout + 30)
+        exchange = Exchange(
+            method,
+            url,
+            "" if data is None else json.dumps(data, ensure_ascii=False),
+            answer.status,
+            answer.text,
+            answer.error,
+        )
+        if state is not None:
+            state.exchanges.append(exchange)
+        if answer.status not in (ok, 200, 201):
+            problem = answer.error or f"answered {answer.status}: {answer.text[:500]}"
+            raise StepError(f"{method} {path}: {problem}", (exchange,))
+        return answer.json_or_none()
+
+    def _last_journal_id(self, state: _State | None) -> int:
+        entries = self._control(state, "GET", "/api/v1/journal?limit=1")
+        return int(entries[-1]["id"]) if entries else 0
+
+    # -- scenario --------------------------------------------------------------------------
+
+    def _setup(self, scenario: Scenario) -> _State:
+        base: dict[str, Any] = {
+            "env": self.environ,
+            "run_id": secrets.token_hex(4),
+            "scenario": scenario.name,
+            "simulator_url": self.targets.simulator_url.rstrip("/"),
+            "planfix_url": self.targets.webchat_url,
+            "integration_url": self.targets.integration_url or "",
+        }
+        variables = dict(base)
+        for name, raw in scenario.vars.items():
+            # Each variable may use the ones before it; the integration does not exist yet, so
+            # its tokens are not available to vars (steps can use them).
+            variables[name] = self.renderer.value(raw, variables)
+        settings = self.renderer.value(dict(scenario.integration), variables)
+        faults = settings.pop("faults", None)
+        slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
+        settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
+        if self.targets.integration_url:
+            settings["url"] = self.targets.integration_url
+        created = self._control(None, "POST", "/api/v1/integrations", settings, ok=201)
+        if faults:
+            self._control(None, "PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+        token = created["planfix_token"]
+        if not self.targets.planfix_is_simulator:
+            token = self.targets.planfix_token or self.environ.get("PLANFIX_SIM_PLANFIX_TOKEN", "")
+        variables.update(
+            integration=created,
+            integration_id=created["id"],
+            planfix_token=token,
+            token=created["token"],
+        )
+        return _State(scenario, created, variables, self._last_journal_id(None))
+
+    def _teardown(self, state: _State) -> None:
+        if "planfix_token" in state.scenario.integration:
+            # A fixed token must be free for the next scenario that names it.
+            self._control(
+                None,
+                "PATCH",
+                f"/api/v1/integrations/{state.integration['id']}",
+                {"planfix_token": secrets.token_hex(16)},
+            )
+
+    def run(self, scenario: Scenario) -> ScenarioResult:
+        """Run one scenario; never raises for what happens on the wire."""
+        started = time.perf_counter()
+        try:
+            state = self._setup(scenario)
+        except (StepError, TemplateFailure) as exc:
+            return ScenarioResult(scenario, (), _ms(started), f"setup: {exc}")
+        results: list[StepResult] = []
+        try:
+            for step in scenario.steps:
+                result = self.run_step(state, step)
+                results.append(result)
+                if self.on_step is not None:
+                    self.on_step(scenario, result)
+                if not result.ok:
+                    break
+        finally:
+            # The scenario's outcome is what matters; if this fails the token stays taken.
+            with contextlib.suppress(StepError):
+                self._teardown(state)
+        return ScenarioResult(scenario, tuple(results), _ms(started))
+
+    def run_step(self, state: _State, step: Step) -> StepResult:
+        """Render, carry out, check and save one step."""
+        started = time.perf_counter()
+        state.exchanges = []
+        try:
+            body = self.renderer.value(step.body, state.variables)
+            expect = self.renderer.value(step.expect, state.variables)
+            response = self._handlers[step.kind](state, step, body)
+            mismatches, expected, actual = self._check(expect, response)
+            if not mismatches:
+                for name, template in step.save.items():
+                    scope = {**state.variables, "response": response}
+                    state.variables[name] = self.renderer.text(template, scope)
+        except (StepError, TemplateFailure) as exc:
+            exchanges = tuple(state.exchanges) or getattr(exc, "exchanges", ())
+            return StepResult(step, False, _ms(started), error=str(exc), exchanges=exchanges)
+        return StepResult(
+            step,
+            not mismatches,
+            _ms(started),
+            summary=_summary(response),
+            mismatches=tuple(mismatches),
+            exchanges=tuple(state.exchanges),
+            expected=expected,
+            actual=actual,
+        )
+
+    # -- expectations ----------------------------------------------------------------------
+
+    def _check(
+        self, expect: dict[str, Any], response: dict[str, Any]
+    ) -> tuple[list[Mismatch], dict[str, Any], dict[str, Any]]:
+        expected: dict[str, Any] = {}
+        actual: dict[str, Any] = {}
+        found: list[Mismatch] = []
+        if response.get("error") and "status" not in expect:
+            found.append(Mismatch("status", "an answer", None, response["error"]))
+        for key, want in expect.items():
+            got: Any
+            if key == "status":
+                got = response.get("status")
+            elif key == "body":
+                got = response.get("body")
+                if got is None and response.get("text"):
+                    got = response["text"]  # not JSON: shown as text in the diff
+            elif key == "text":
+                got = response.get("text", "")
+            elif key == "empty":
+                got = response.get("text", "") == ""
+                want = bool(want)
+            elif key == "notes":
+                got = response.get("notes")
+                if got is None:
+                    continue  # the Planfix target is not this simulator: no notes to read
+                codes = [n.get("code") for n in got]
+                expected[key], actual[key] = want, codes
+                if want == "none":
+                    if got:
+                        texts = "; ".join(f"{n.get('code')}: {n.get('text')}" for n in got)
+                        found.append(Mismatch("notes", "none", codes, f"contract notes: {texts}"))
+                else:
+                    missing = [c for c in want if c not in codes]
+                    if missing:
+                        found.append(Mismatch("notes", want, codes, f"missing notes {missing}"))
+                continue
+            elif key == "headers":
+                got = response.get("headers", {})
+                want = {str(k).lower(): v for k, v in want.items()}
+            else:
+                got = response.get(key)
+            expected[key], actual[key] = want, got
+            found.extend(compare(want, got, key))
+        return found, expected, actual
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _send(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
+        fields = dict(body)
+        pairs: list[tuple[str, str]] = []
+        if "cmd" in fields:
+            pairs.append(("cmd", _scalar(fields.pop("cmd"))))
+        token = fields.pop("planfix_token", state.variables["planfix_token"])
+        if token is not None:
+            pairs.append(("planfix_token", _scalar(token)))
+        content_type = fields.pop("content_type", "application/x-www-form-urlencoded")
+        data = fields.pop("data", {}) or {}
+        attachments = fields.pop("attachments", []) or []
+        extra = fields.pop("form", []) or []
+        for key, value in fields.items():
+            for item in value if isinstance(value, list) else [value]:
+                if item is not None:
+                    pairs.append((key, _scalar(item)))
+        pairs.extend((f"data_{k}", _scalar(v)) for k, v in data.items() if v is not None)
+        for item in attachments:
+            pairs.append(("attachments[name]", _scalar(item["name"])))
+            pairs.append(("attachments[url]", _scalar(item["url"])))
+        pairs.extend(_pairs_of(extra))
+        watch = "notes" in step.expect and self.targets.planfix_is_simulator
+        before = self._last_journal_id(state) if watch else 0
+        url = self.targets.webchat_url
+        payload = client.encode_form(pairs)
+        answer = client.send(
+            "POST",
+            url,
+            body=payload,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+            timeout=self.timeout,
+        )
+        state.exchanges.append(
+            Exchange("POST", url, payload.decode(), answer.status, answer.text, answer.error)
+        )
+        response = _answer_dict(answer)
+        response["form"] = dict(reversed(pairs))  # first value of each key wins
+        response["pairs"] = [list(p) for p in pairs]
+        if watch:
+            entries = self._control(
+                state, "GET", f"/api/v1/journal?direction=to_planfix&since={before}"
+            )
+            mine = [e for e in entries if e["form"] == response["pairs"]]
+            response["notes"] = mine[0]["notes"] if mine else []
+            response["journal"] = mine[0] if mine else None
+        return response
+
+    def _find_task(self, state: _State, chat_id: str, provider_id: str | None) -> int:
+        tasks = self._control(state, "GET", f"/api/v1/tasks?integration={state.integration['id']}")
+        found = [
+            t
+            for t in tasks
+            if t["chat_id"] == chat_id and (provider_id is None or t["provider_id"] == provider_id)
+        ]
+        if not found:
+            raise StepError(f"no task for chatId {chat_id!r} in this scenario's integration")
+        active = [t for t in found if t["status"] == "active"] or found
+        return int(max(active, key=lambda t: t["number"])["number"])
+
+    def _delivery_response(self, state: _State, data: dict[str, Any]) -> dict[str, Any]:
+        delivery = data.get("delivery") or {}
+        answer = delivery.get("answer") or {}
+        text = answer.get("body") or ""
+        message = data.get("message") or {}
+        notes: list[dict[str, Any]] = []
+        if delivery.get("outcome"):
+            notes.append({"code": "delivery", "text": delivery["outcome"]})
+        for entry_id in delivery.get("journal_ids") or []:
+            entry = self._control(state, "GET", f"/api/v1/journal/{entry_id}")
+            notes.extend(entry.get("notes") or [])
+        return {
+            **{k: v for k, v in data.items() if k not in ("delivery", "message")},
+            "status": answer.get("status"),
+            "text": text,
+            "body": _parse(text),
+            "delivery": delivery,
+            "message": message,
+            "messageId": message.get("message_id") or delivery.get("message_id"),
+            "task": data.get("task", delivery.get("task_number")),
+            "notes": notes,
+            "error": "" if answer else (delivery.get("outcome") or "no answer"),
+        }
+
+    def _reply(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
+        task = body.get("task")
+        if task is None or task == "":
+            task = self._find_task(state, str(body["chatId"]), body.get("providerId"))
+        payload = {k: body[k] for k in ("message", "employee", "attachments", "wait") if k in body}
+        payload.setdefault("wait", True)
+        data = self._control(state, "POST", f"/api/v1/tasks/{quote(str(task))}/replies", payload)
+        response = self._delivery_response(state, data)
+        response["task"] = int(task) if str(task).isdigit() else task
+        return response
+
+    def _first_message(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
+        payload = {"integration": state.integration["id"], **body}
+        data = self._control(state, "POST", "/api/v1/first-messages", payload)
+        return self._delivery_response(state, data)
+
+    def _await(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(body.get("timeout", 10))
+        match: dict[str, Any] = {"integration": state.integration["id"]}
+        for key in ("direction", "party", "cmd", "chatId", "status", "fields"):
+            if key in body:
+                match[key] = body[key]
+        if isinstance(match.get("fields"), dict):
+            match["fields"] = {k: _scalar(v) for k, v in match["fields"].items()}
+        if "status" in match:
+            match["status"] = int(match["status"])
+        url = self.targets.simulator_url.rstrip("/") + "/api/v1/wait"
+        request = {"match": match, "timeout": timeout, "since": state.mark}
+        answer = client.request_json("POST", url, request, timeout=timeout + 30)
+        state.exchanges.append(
+            Exchange("POST", url, json.dumps(request), answer.status, answer.text, answer.error)
+        )
+        if answer.status == 408:
+            closest = (answer.json_or_none() or {}).get("closest") or []
+            seen = "; ".join(
+                f"#{e['id']} {e['direction']} {e['cmd'] or '-'} → {e['status']}" for e in closest
+            )
+            raise StepError(
+                f"nothing matched {json.dumps(match)} within {timeout:g} s"
+                + (f"; closest: {seen}" if seen else "; the journal has nothing close")
+            )
+        if answer.status != 200:
+            raise StepError(f"POST /api/v1/wait: {answer.error or answer.status}: {answer.text}")
+        entry = answer.json()
+        state.mark = max(state.mark, int(entry["id"]))
+        form: dict[str, str] = {}
+        for key, value in entry["form"]:
+            form.setdefault(key, value)
+        return {
+            "status": entry["status"],
+            "text": entry["response_body"],
+            "body": _parse(entry["response_body"]),
+            "form": form,
+            "pairs": entry["form"],
+            "notes": entry["notes"],
+            "entry": entry,
+            "cmd": entry["cmd"],
+            "chatId": entry["chat_id"],
+            "error": entry["error"] if entry["status"] is None else "",
+        }
+
+    def _http(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
+        method = str(body.get("method", "GET")).upper()
+        headers = {str(k): _scalar(v) for k, v in (body.get("headers") or {}).items()}
+        payload = b""
+        if "json" in body:
+            payload = json.dumps(body["json"], ensure_ascii=False).encode("utf-8")
+            headers.setdefault("Content-Type", "application/json")
+        elif "form" in body:
+            payload = client.encode_form(_pairs_of(body["form"]))
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        elif "body" in body:
+            payload = str(body["body"]).encode("utf-8")
+        url = str(body["url"])
+        timeout = float(body.get("timeout", self.timeout))
+        answer = client.send(method, url, body=payload, headers=headers, timeout=timeout)
+        state.exchanges.append(
+            Exchange(
+                method,
+                url,
+                payload.decode("utf-8", "replace"),
+                answer.status,
+                answer.text,
+                answer.error,
+            )
+        )
+        return _answer_dict(answer)
+
+    def _faults(self, state: _State, step: Step, body: Any) -> dict[str, Any]:
+        path = f"/api/v1/integrations/{state.integration['id']}/faults"
+        if body == "off":
+            data = self._control(state, "DELETE", path)
+        else:
+            data = self._control(state, "PUT", path, body)
+        return {"status": 200, "body": data, "text": json.dumps(data)}
+
+
+def _summary(response: dict[str, Any]) -> str:
+    status = response.get("status")
+    return str(status) if status is not None else (response.get("error") or "no answer")
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
