@@ -1,0 +1,95 @@
+"""The built wheel, installed in a fresh virtual environment, finds its templates and serves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from simulator.client import send
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's wheel, built from this checkout."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (found,) = out.glob("planfix_simulator-*.whl")
+    return found
+
+
+def test_the_wheel_ships_templates_and_typing_marker(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {
+        "simulator/templates/" + p.relative_to(ROOT / "templates").as_posix()
+        for p in (ROOT / "templates").rglob("*")
+        if p.is_file()
+    }
+    assert templates, "the checkout has templates"
+    assert templates <= names, f"missing from the wheel: {sorted(templates - names)}"
+    assert "simulator/py.typed" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_the_installed_wheel_serves_its_pages(wheel: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    # Dependencies come from this interpreter's site-packages (no network in tests); the
+    # package itself only from the wheel, which the checks below make sure of.
+    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    where = subprocess.run(
+        [str(python), "-c", "import simulator.app as a; print(a.templates_dir())"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    assert where.startswith(str(env_dir)), f"templates found outside the venv: {where}"
+
+    proc = subprocess.Popen(
+        [str(env_dir / "bin" / "planfix-sim"), "serve", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        deadline = time.monotonic() + 60
+        while not url and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            found = re.search(r"(http://127\.0\.0\.1:\d+)/webchat/api", line)
+            url = found.group(1) if found else ""
+        assert url, "the installed planfix-sim printed no endpoint"
+        page = send("GET", url + "/")
+        assert page.status == 200
+        assert "planfix-simulator" in page.text
+        assert "/webchat/api" in page.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
