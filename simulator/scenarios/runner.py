@@ -446,7 +446,15 @@ class Runner:
             if key in body:
                 match[key] = body[key]
         if isinstance(match.get("fields"), dict):
-            match["fields"] = {k: _scalar(v) for k, v in match["fields"].items()}
+            # null: the key must be absent; a list: all of the key's values, in order.
+            match["fields"] = {
+                k: v
+                if v is None
+                else [_scalar(i) for i in v]
+                if isinstance(v, list)
+                else _scalar(v)
+                for k, v in match["fields"].items()
+            }
         if "status" in match:
             match["status"] = int(match["status"])
         url = self.targets.simulator_url.rstrip("/") + "/api/v1/wait"
@@ -456,13 +464,17 @@ class Runner:
             Exchange("POST", url, json.dumps(request), answer.status, answer.text, answer.error)
         )
         if answer.status == 408:
-            closest = (answer.json_or_none() or {}).get("closest") or []
-            seen = "; ".join(
-                f"#{e['id']} {e['direction']} {e['cmd'] or '-'} → {e['status']}" for e in closest
+            timed_out = answer.json_or_none() or {}
+            closest = timed_out.get("closest") or []
+            differences = timed_out.get("differences") or [[] for _ in closest]
+            seen = "".join(
+                f"\n    #{e['id']} {e['direction']} {e['cmd'] or '-'} → {e['status']}: "
+                + "; ".join(diff)
+                for e, diff in zip(closest, differences, strict=False)
             )
             raise StepError(
                 f"nothing matched {json.dumps(match)} within {timeout:g} s"
-                + (f"; closest: {seen}" if seen else "; the journal has nothing close")
+                + (f"; closest:{seen}" if seen else "; the journal has nothing close")
             )
         if answer.status != 200:
             raise StepError(f"POST /api/v1/wait: {answer.error or answer.status}: {answer.text}")
