@@ -164,7 +164,7 @@ def test_a_bad_config_stops_the_start_with_file_line_and_field(tmp_path: Path) -
 
 
 def test_binding_beyond_loopback_warns() -> None:
-    server = serve("--host", "0.0.0.0")  # noqa: S104 - the point of the test
+    server = serve("--host", "0.0.0.0")
     assert server.stop() == 0
     assert "WARNING: bound to 0.0.0.0" in server.stderr
 
