@@ -77,6 +77,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from simulator import events
 
     app.register_blueprint(events.bp)
+    from simulator.scenarios import export_api
+
+    app.register_blueprint(export_api.bp)
     from simulator import openapi, ui
 
     app.register_blueprint(openapi.bp)

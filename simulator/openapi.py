@@ -304,6 +304,33 @@ def build_spec() -> dict[str, Any]:
                 params=[_path("entry_id", {"type": "integer"})],
             ),
         },
+        "/api/v1/journal/export": {
+            "get": {
+                "summary": "Journal entries as a scenario YAML that replays them",
+                "parameters": [
+                    INTEGRATION_FILTER,
+                    _query("cmd", {"type": "string"}, "Only this cmd"),
+                    _query(
+                        "direction",
+                        {"type": "string", "enum": ["to_planfix", "to_chat"]},
+                        "Only this direction",
+                    ),
+                    _query("status", {"type": "integer"}, "Only this HTTP status"),
+                    _query("since", {"type": "integer"}, "Only entries after this id"),
+                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                    _query("ids", {"type": "string"}, "Only these ids (comma-separated)"),
+                    _query("name", {"type": "string"}, "The scenario's name"),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A scenario document (see `planfix-sim schema`)",
+                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("Invalid request"),
+                    "404": _error("Not found"),
+                },
+            },
+        },
         "/api/v1/reset": {
             "post": _op(
                 "Forget state: all, or one integration's",

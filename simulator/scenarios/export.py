@@ -1,0 +1,227 @@
+"""Journal entries → a scenario that replays them against a fresh simulator.
+
+What replays: chat → Planfix requests (`send` steps with the recorded form, status and body) and
+Planfix → chat deliveries (`reply` by chatId, or `first_message`; one step per delivery, however
+many attempts it took). Tokens become the replaying integration's (`{{ planfix_token }}`); task
+and contact numbers become type matchers; messageIds and chatIds that Planfix or the integration
+assigned are saved from the step that produced them and used by later steps.
+
+What does not: entries answered by an injected fault (the replay has no faults), requests that a
+Planfix elsewhere sent to the fake chat, and requests without a command; the header of the export
+lists each skipped entry and why.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from simulator.domain import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integration
+from simulator.records import JournalEntry
+from simulator.settings import FAKE_CHAT_URL, integration_as_dict
+
+SCHEMA_URL = "https://raw.githubusercontent.com/planfix-simulator/planfix-simulator/main/simulator/scenarios/scenario.schema.json"
+# Keys whose numbers Planfix assigns: a fresh simulator numbers differently.
+_ASSIGNED = frozenset({"number"})
+
+
+@dataclass
+class _Export:
+    """The conversion's working state: steps so far, old value → template, skipped entries."""
+
+    known_tokens: set[str]
+    employees: Sequence[Employee]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seen_deliveries: set[int] = field(default_factory=set)
+
+
+def _loosen(value: Any, key: str = "") -> Any:
+    """The recorded answer with assigned numbers (and JSON-in-a-string) turned into matchers."""
+    if isinstance(value, dict):
+        return {k: _loosen(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_loosen(v) for v in value]
+    if key in _ASSIGNED and isinstance(value, int) and not isinstance(value, bool):
+        return {"$type": "integer"}
+    if isinstance(value, str) and value.startswith("{"):
+        return {"$type": "string"}  # the observed profile's JSON-encoded `data`
+    return value
+
+
+def _expect(status: int | None, body: str, assigned: Sequence[str] = ()) -> dict[str, Any]:
+    expect: dict[str, Any] = {}
+    if status is not None:
+        expect["status"] = status
+    if body == "":
+        expect["empty"] = True
+        return expect
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        expect["text"] = body
+        return expect
+    loose = _loosen(parsed)
+    if isinstance(loose, dict):
+        for key in assigned:
+            if key in loose:
+                loose[key] = {"$type": "string"}
+    expect["body"] = loose
+    return expect
+
+
+def _send_step(state: _Export, entry: JournalEntry) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    token_given = False
+    for key, value in entry.form:
+        if key in ("planfix_token", "token") and value in state.known_tokens:
+            if key == "planfix_token":
+                token_given = True
+                continue
+            value = "{{ planfix_token }}"
+        else:
+            value = state.templates.get(value, value) if key in ("messageId", "chatId") else value
+        if key in fields:
+            previous = fields[key]
+            fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        elif key in (ATTACHMENT_NAME, ATTACHMENT_URL):
+            fields[key] = [value]
+        else:
+            fields[key] = value
+    if not token_given:
+        fields["planfix_token"] = None  # recorded without it (or with an unknown token)
+        for key, value in entry.form:
+            if key == "planfix_token":
+                fields["planfix_token"] = value
+    step: dict[str, Any] = {"send": fields, "expect": _expect(entry.status, entry.response_body)}
+    return step
+
+
+def _attachments(form: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    names = form.get(ATTACHMENT_NAME, [])
+    urls = form.get(ATTACHMENT_URL, [])
+    return [{"name": n, "url": u} for n, u in zip(names, urls, strict=False)]
+
+
+def _employee(state: _Export, form: Mapping[str, list[str]]) -> str | None:
+    name = (form.get("userName") or [""])[0]
+    last = (form.get("userLastName") or [""])[0]
+    for employee in state.employees:
+        if employee.name == name and employee.last_name == last:
+            return employee.email
+    return None
+
+
+def _delivery_step(
+    state: _Export, entry: JournalEntry, attempts: Sequence[JournalEntry]
+) -> dict[str, Any]:
+    form: dict[str, list[str]] = {}
+    for key, value in entry.form:
+        form.setdefault(key, []).append(value)
+    first = "chatId" not in form
+    number = len(state.steps) + 1
+    body: dict[str, Any] = {}
+    if first:
+        body["contactPhone"] = form.get("contactPhone", [""])[0]
+    else:
+        chat = form["chatId"][0]
+        body["chatId"] = state.templates.get(chat, chat)
+        body["providerId"] = form.get("providerId", [""])[0]
+    body["message"] = form.get("message", [""])[0]
+    if first and form.get("channel"):
+        body["channel"] = form["channel"][0]
+    employee = _employee(state, form)
+    if employee:
+        body["employee"] = employee
+    attachments = _attachments(form)
+    if attachments:
+        body["attachments"] = attachments
+    answered = [a for a in attempts if not a.fault and a.status is not None] or [entry]
+    final = answered[-1]
+    step: dict[str, Any] = {"first_message" if first else "reply": body}
+    if not final.fault and final.status is not None:
+        step["expect"] = _expect(final.status, final.response_body, ("chatId", "contactId"))
+    save: dict[str, str] = {}
+    message_id = form.get("messageId", [""])[0]
+    if message_id:
+        save[f"message_{number}"] = "{{ response.messageId }}"
+        state.templates[message_id] = f"{{{{ message_{number} }}}}"
+    if first:
+        parsed = _json_or_none(final.response_body)
+        assigned = parsed.get("chatId") if isinstance(parsed, dict) else None
+        if isinstance(assigned, str) and assigned:
+            save[f"chat_{number}"] = "{{ response.chatId }}"
+            state.templates[assigned] = f"{{{{ chat_{number} }}}}"
+    if save:
+        step["save"] = save
+    return step
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def export_scenario(
+    entries: Sequence[JournalEntry],
+    *,
+    integrations: Sequence[Integration],
+    employees: Sequence[Employee],
+    name: str = "exported session",
+) -> str:
+    """The YAML text of a scenario replaying `entries` (oldest first)."""
+    state = _Export({i.planfix_token for i in integrations}, employees)
+    by_delivery: dict[int, list[JournalEntry]] = {}
+    for entry in entries:
+        if entry.delivery_id is not None:
+            by_delivery.setdefault(entry.delivery_id, []).append(entry)
+    for entry in entries:
+        if entry.direction == "to_planfix":
+            if entry.fault:
+                state.skipped.append(f"#{entry.id}: answered by an injected fault ({entry.fault})")
+            elif not entry.cmd and entry.method != "POST":
+                state.skipped.append(f"#{entry.id}: {entry.method} carries no command")
+            else:
+                state.steps.append(_send_step(state, entry))
+        elif entry.party == "planfix" and entry.delivery_id is not None:
+            if entry.delivery_id in state.seen_deliveries:
+                continue  # a retry of a delivery already replayed: the simulator retries itself
+            state.seen_deliveries.add(entry.delivery_id)
+            state.steps.append(_delivery_step(state, entry, by_delivery[entry.delivery_id]))
+        else:
+            state.skipped.append(
+                f"#{entry.id}: {entry.direction} seen by {entry.party}: sent by another Planfix"
+            )
+    ids = [e.id for e in entries]
+    scenario: dict[str, Any] = {
+        "name": name,
+        "description": (
+            f"Exported from journal entries {min(ids)}..{max(ids)}." if ids else "Empty export."
+        ),
+    }
+    used = {e.integration_id for e in entries if e.integration_id is not None}
+    if len(used) == 1:
+        source = next((i for i in integrations if i.id in used), None)
+        if source is not None:
+            settings = integration_as_dict(source)
+            kept = ("profile", "strict", "task_fields", "options", "default_employee")
+            scenario["integration"] = {k: settings[k] for k in kept if settings[k] is not None}
+            if source.url != FAKE_CHAT_URL:
+                state.skipped.insert(
+                    0,
+                    f"integration URL {source.url} not exported: replay with --integration-url",
+                )
+    scenario["steps"] = state.steps or [
+        {"name": "nothing to replay", "http": {"url": "{{ simulator_url }}/api/v1/status"}}
+    ]
+    header = [f"# yaml-language-server: $schema={SCHEMA_URL}"]
+    header += [f"# not replayed: {line}" for line in state.skipped]
+    text = yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=100)
+    return "\n".join(header) + "\n" + text

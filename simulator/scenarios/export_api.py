@@ -1,0 +1,44 @@
+"""`GET /api/v1/journal/export`: journal entries as a scenario YAML that replays them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, Response, request
+
+from simulator.context import runtime
+from simulator.control_api import journal_query
+from simulator.errors import BadRequest
+from simulator.scenarios.export import export_scenario
+
+bp = Blueprint("scenario_export", __name__, url_prefix="/api/v1")
+
+
+def _ids() -> list[int] | None:
+    raw = request.args.get("ids")
+    if not raw:
+        return None
+    try:
+        return [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise BadRequest("ids must be comma-separated integers") from None
+
+
+@bp.get("/journal/export")
+def export() -> Response:
+    """The journal's filters (plus `ids=1,2,3` and `name=`) → a replayable scenario, as YAML."""
+    rt = runtime()
+    query = journal_query()
+    ids = _ids()
+    if ids is not None:
+        query = replace(query, ids=ids)
+    entries = rt.store.journal(query)
+    text = export_scenario(
+        entries,
+        integrations=rt.store.integrations(),
+        employees=rt.store.employees(),
+        name=request.args.get("name") or "exported session",
+    )
+    response = Response(text, mimetype="application/yaml")
+    response.headers["Content-Disposition"] = 'inline; filename="scenario.yaml"'
+    return response
