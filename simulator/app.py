@@ -84,6 +84,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
+    from simulator import chat_endpoint, delivery_api
+
+    app.register_blueprint(delivery_api.bp)
+    app.register_blueprint(chat_endpoint.bp)
+    delivery_api.install(app)
     _register_guards(app)
     _register_error_handlers(app)
     return app

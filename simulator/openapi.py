@@ -345,6 +345,7 @@ def build_spec() -> dict[str, Any]:
         },
         "/api/v1/events": {"get": _events_op()},
         "/api/v1/wait": {"post": _wait_op()},
+        **_delivery_paths(),
         "/openapi.json": {"get": _op("This document", {"type": "object"}, errors=())},
     }
     return {
@@ -512,6 +513,332 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+# -- delivery, fake chat, faults (issue 3) ------------------------------------------------------
+
+_ATTACHMENTS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "url"],
+        "properties": {"name": _STR, "url": _STR},
+    },
+}
+_FAULT = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": [400, 401, 429, 500, 503]},
+        "malformed": _BOOL,
+        "latency_ms": {"type": "integer", "minimum": 0},
+        "drop": _BOOL,
+        "count": {"type": "integer", "minimum": 1},
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "seed": _INT,
+    },
+}
+_SENT = {
+    "type": "object",
+    "description": "What Planfix answered the fake chat",
+    "properties": {
+        "status": {"type": ["integer", "null"]},
+        "body": _STR,
+        "json": {},
+        "duration_ms": {"type": "number"},
+        "form": {"type": "array", "items": {"type": "array", "items": _STR}},
+        "error": _STR,
+    },
+}
+SCHEMAS.update(
+    {
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "variant", "state", "attempts", "outcome"],
+            "properties": {
+                "id": _INT,
+                "integration_id": _INT,
+                "variant": {"enum": ["reply", "first"]},
+                "state": {"enum": ["pending", "retrying", "delivered", "failed"]},
+                "attempts": _INT,
+                "next_attempt_at": {"type": ["string", "null"]},
+                "message_id": {"type": ["integer", "null"], "description": "The Message's id"},
+                "task_number": {"type": ["integer", "null"]},
+                "outcome": {"type": "string", "description": "Contract note; empty if delivered"},
+                "answer": {
+                    "oneOf": [
+                        {"type": "object", "properties": {"status": _INT, "body": _STR}},
+                        {"type": "null"},
+                    ]
+                },
+                "journal_ids": {"type": "array", "items": _INT},
+                "form": {"type": "array", "items": {"type": "array", "items": _STR}},
+                "created_at": _STR,
+                "updated_at": _STR,
+            },
+        },
+        "InboxItem": {
+            "type": "object",
+            "properties": {
+                "id": _INT,
+                "ts": _STR,
+                "integration_id": _INT,
+                "variant": {"enum": ["reply", "first"]},
+                **{
+                    name: _STR
+                    for name in (
+                        "providerId",
+                        "chatId",
+                        "contactId",
+                        "contactPhone",
+                        "channel",
+                        "message",
+                        "messageId",
+                        "userName",
+                        "userLastName",
+                        "userIco",
+                        "taskEmail",
+                    )
+                },
+                "attachments": _ATTACHMENTS,
+            },
+        },
+        "FakeChat": {
+            "type": "object",
+            "properties": {
+                "integration_id": _INT,
+                **{
+                    name: _STR
+                    for name in (
+                        "providerId",
+                        "chatId",
+                        "contactId",
+                        "contactName",
+                        "contactPhone",
+                        "channel",
+                        "created_at",
+                        "updated_at",
+                    )
+                },
+            },
+        },
+        "Fault": _FAULT,
+        "Faults": {
+            "type": "object",
+            "properties": {
+                "integration_id": _INT,
+                "planfix": {"oneOf": [_FAULT, {"type": "null"}]},
+                "fake_chat": {"oneOf": [_FAULT, {"type": "null"}]},
+            },
+        },
+    }
+)
+
+
+def _delivery_paths() -> dict[str, Any]:
+    delivery_id = _path("delivery_id", {"type": "integer"})
+    faults_body = {
+        "type": "object",
+        "properties": {
+            "planfix": {"oneOf": [_ref("Fault"), {"type": "null"}]},
+            "fake_chat": {"oneOf": [_ref("Fault"), {"type": "null"}]},
+        },
+    }
+    webhook_form = {
+        "type": "object",
+        "required": ["cmd", "providerId", "token", "message"],
+        "properties": {
+            **{
+                name: _STR
+                for name in (
+                    "cmd",
+                    "providerId",
+                    "chatId",
+                    "contactPhone",
+                    "channel",
+                    "token",
+                    "message",
+                    "messageId",
+                    "userName",
+                    "userLastName",
+                    "userIco",
+                    "taskEmail",
+                )
+            },
+            "attachments[name]": {"type": "array", "items": _STR},
+            "attachments[url]": {"type": "array", "items": _STR},
+        },
+    }
+    return {
+        "/api/v1/tasks/{number}/replies": {
+            "post": _op(
+                "Operator reply: Planfix's newMessage (reply variant) to the integration",
+                {
+                    "type": "object",
+                    "properties": {"message": _ref("Message"), "delivery": _ref("Delivery")},
+                },
+                body={
+                    "type": "object",
+                    "required": ["message"],
+                    "properties": {
+                        "message": _STR,
+                        "employee": _STR,
+                        "attachments": _ATTACHMENTS,
+                        "wait": _BOOL,
+                    },
+                },
+                params=[NUMBER],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/first-messages": {
+            "post": _op(
+                "First message to a contact's phone: the integration assigns chatId and contactId",
+                {
+                    "type": "object",
+                    "properties": {
+                        "message": {"oneOf": [_ref("Message"), {"type": "null"}]},
+                        "delivery": _ref("Delivery"),
+                        "task": {"type": ["integer", "null"]},
+                        "chatId": {"type": ["string", "null"]},
+                        "contactId": {"type": ["string", "null"]},
+                    },
+                },
+                body={
+                    "type": "object",
+                    "required": ["integration", "contactPhone", "message"],
+                    "properties": {
+                        "integration": {"type": ["string", "integer"]},
+                        "contactPhone": _STR,
+                        "message": _STR,
+                        "employee": _STR,
+                        "channel": _STR,
+                        "providerId": _STR,
+                        "attachments": _ATTACHMENTS,
+                        "wait": _BOOL,
+                    },
+                },
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/deliveries": {
+            "get": _op(
+                "Deliveries, newest first",
+                {"type": "array", "items": _ref("Delivery")},
+                params=[
+                    INTEGRATION_FILTER,
+                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                ],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/deliveries/{delivery_id}": {
+            "get": _op("One delivery", _ref("Delivery"), params=[delivery_id]),
+        },
+        "/api/v1/deliveries/{delivery_id}/retry": {
+            "post": _op(
+                "Redeliver by hand (same form and messageId)",
+                _ref("Delivery"),
+                body={"type": "object", "properties": {"wait": _BOOL}},
+                params=[delivery_id],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/integrations/{ref}/faults": {
+            "get": _op("Planned faults and their counters", _ref("Faults"), params=[REF]),
+            "put": _op(
+                "Plan faults per side (a side given replaces its plan; null clears it)",
+                _ref("Faults"),
+                body=faults_body,
+                params=[REF],
+                errors=("400", "404"),
+            ),
+            "delete": _op(
+                "Clear planned faults",
+                _ref("Faults"),
+                params=[
+                    REF,
+                    _query("side", {"enum": ["planfix", "fake_chat"]}, "Only this side"),
+                ],
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/chat/messages": {
+            "post": _op(
+                "The fake chat's customer sends newMessage to Planfix (this simulator or "
+                "planfix_url)",
+                _SENT,
+                body={
+                    "type": "object",
+                    "properties": {
+                        "integration": {"type": ["string", "integer"]},
+                        "chatId": _STR,
+                        "contactId": _STR,
+                        "contactName": _STR,
+                        "message": _STR,
+                        "data": {"type": "object", "additionalProperties": _STR},
+                        "attachments": _ATTACHMENTS,
+                        "planfix_url": _STR,
+                        "planfix_token": _STR,
+                    },
+                    "additionalProperties": True,
+                },
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/chat/commands": {
+            "post": _op(
+                "The fake chat sends any command to Planfix",
+                _SENT,
+                body={
+                    "type": "object",
+                    "required": ["cmd"],
+                    "properties": {
+                        "cmd": _STR,
+                        "integration": {"type": ["string", "integer"]},
+                        "planfix_url": _STR,
+                        "planfix_token": _STR,
+                    },
+                    "additionalProperties": True,
+                },
+                errors=("400", "404"),
+            ),
+        },
+        "/api/v1/chat/inbox": {
+            "get": _op(
+                "Messages the fake chat's customers received",
+                {"type": "array", "items": _ref("InboxItem")},
+                params=[INTEGRATION_FILTER, _query("chatId", _STR, "Only this chat")],
+            ),
+        },
+        "/api/v1/chat/chats": {
+            "get": _op(
+                "Chats the fake chat knows",
+                {"type": "array", "items": _ref("FakeChat")},
+                params=[INTEGRATION_FILTER],
+            ),
+        },
+        "/fake-chat/webhook": {
+            "post": {
+                "summary": "The fake third-party chat: Planfix's newMessage (both variants)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": webhook_form}},
+                },
+                "responses": {
+                    "200": _json_response(
+                        "Filed",
+                        {
+                            "type": "object",
+                            "required": ["chatId", "contactId"],
+                            "properties": {"chatId": _STR, "contactId": _STR},
+                        },
+                    ),
+                    "400": _error("Invalid parameters"),
+                    "401": _error("Invalid token"),
+                },
+            },
+        },
+    }
 
 
 @bp.get("/openapi.json")

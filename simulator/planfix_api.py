@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, g, request
 
-from simulator import account
+from simulator import account, faults
 from simulator.context import runtime
 from simulator.domain import (
     ALT_TOKEN_FIELD,
@@ -43,6 +43,8 @@ class _Seen:
     cmd: str = ""
     integration_id: int | None = None
     notes: list[Note] = field(default_factory=list)
+    fault: str = ""  # the injected fault's label, for the journal
+    dropped: bool = False
 
 
 def answer(outcome: account.Outcome, profile: Profile) -> tuple[Response, list[Note]]:
@@ -108,6 +110,12 @@ def handle() -> Response:
     if integration is None:
         raise InvalidToken("planfix_token is missing" if not token else "no integration has it")
     seen.integration_id = integration.id
+    injected = faults.take(rt.store, integration.id, "planfix")
+    if injected is not None:
+        seen.fault, seen.dropped = injected.label, injected.drop
+        early = faults.apply(injected, rt.store)
+        if early is not None:
+            return early
     # 5. parameters
     strict_check(notes, integration.strict)
     command, found = parse_command(cmd, form, integration)
@@ -142,11 +150,12 @@ def _journal(response: Response) -> Response:
             chat_id=seen.form.get("chatId") or "",
             form=seen.form.as_list(),
             request_headers=request_headers(request),
-            status=response.status_code,
-            response_body=response.get_data(as_text=True),
+            status=None if seen.dropped else response.status_code,
+            response_body="" if seen.dropped else response.get_data(as_text=True),
             duration_ms=(time.perf_counter() - seen.started) * 1000,
             notes=[n.as_dict() for n in seen.notes],
-            error=error,
+            error="connection dropped (fault)" if seen.dropped else error,
+            fault=seen.fault,
             integration_id=seen.integration_id,
         )
     )

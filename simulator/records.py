@@ -152,3 +152,117 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return asdict(self)
+
+
+# -- delivery and fake chat (issue 3) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One Planfix → integration `newMessage` and the fate of its attempts."""
+
+    id: int
+    integration_id: int
+    variant: str  # reply | first
+    state: str  # pending | retrying | delivered | failed
+    attempts: int
+    next_attempt_at: str | None  # ISO time of the next automatic attempt
+    message_pk: int | None
+    task_number: int | None
+    outcome: str  # the contract note of the last attempt; "" when delivered
+    answer: dict[str, Any] | None  # {status, body} of the last attempt that got an answer
+    form: list[list[str]]
+    journal_ids: list[int]
+    created_at: str
+    updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (`message_id` is the Message's id)."""
+        return {
+            "id": self.id,
+            "integration_id": self.integration_id,
+            "variant": self.variant,
+            "state": self.state,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "message_id": self.message_pk,
+            "task_number": self.task_number,
+            "outcome": self.outcome,
+            "answer": self.answer,
+            "journal_ids": list(self.journal_ids),
+            "form": [list(p) for p in self.form],
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A message the fake chat's customer received from Planfix."""
+
+    id: int
+    ts: str
+    integration_id: int
+    variant: str  # reply | first
+    provider_id: str
+    chat_id: str
+    contact_id: str
+    contact_phone: str
+    channel: str
+    message: str
+    message_id: str
+    user_name: str
+    user_last_name: str
+    user_ico: str
+    task_email: str
+    attachments: tuple[Attachment, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form: protocol fields keep their wire names."""
+        return {
+            "id": self.id,
+            "ts": self.ts,
+            "integration_id": self.integration_id,
+            "variant": self.variant,
+            "providerId": self.provider_id,
+            "chatId": self.chat_id,
+            "contactId": self.contact_id,
+            "contactPhone": self.contact_phone,
+            "channel": self.channel,
+            "message": self.message,
+            "messageId": self.message_id,
+            "userName": self.user_name,
+            "userLastName": self.user_last_name,
+            "userIco": self.user_ico,
+            "taskEmail": self.task_email,
+            "attachments": [asdict(a) for a in self.attachments],
+        }
+
+
+@dataclass(frozen=True)
+class FakeChat:
+    """A chat the fake third-party chat knows: its customer and where it lives."""
+
+    integration_id: int
+    provider_id: str
+    chat_id: str
+    contact_id: str
+    contact_name: str
+    contact_phone: str
+    channel: str
+    created_at: str
+    updated_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form: protocol fields keep their wire names."""
+        return {
+            "integration_id": self.integration_id,
+            "providerId": self.provider_id,
+            "chatId": self.chat_id,
+            "contactId": self.contact_id,
+            "contactName": self.contact_name,
+            "contactPhone": self.contact_phone,
+            "channel": self.channel,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }

@@ -39,7 +39,10 @@ from simulator.errors import BadRequest, NotFound
 from simulator.records import (
     ChatRecord,
     ContactRecord,
+    DeliveryRecord,
     Event,
+    FakeChat,
+    InboxItem,
     JournalEntry,
     MessageRecord,
     TaskRecord,
@@ -140,10 +143,48 @@ CREATE TABLE IF NOT EXISTS deliveries (
     outcome TEXT NOT NULL DEFAULT '',
     answer TEXT NOT NULL DEFAULT '{}',
     task_number INTEGER,
+    lease_until REAL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY,
+    ts TEXT NOT NULL,
+    integration_id INTEGER NOT NULL,
+    variant TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    contact_phone TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    message TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_last_name TEXT NOT NULL,
+    user_ico TEXT NOT NULL,
+    task_email TEXT NOT NULL,
+    attachments TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_chat ON inbox (integration_id, chat_id);
+CREATE TABLE IF NOT EXISTS fake_chats (
+    pk INTEGER PRIMARY KEY,
+    integration_id INTEGER NOT NULL,
+    provider_id TEXT NOT NULL,
+    chat_id TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    contact_name TEXT NOT NULL,
+    contact_phone TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (integration_id, provider_id, chat_id)
+);
+CREATE TABLE IF NOT EXISTS fault_marks (
+    request_id TEXT PRIMARY KEY,
+    fault TEXT NOT NULL,
+    t REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY,
     ts TEXT NOT NULL,
@@ -513,8 +554,18 @@ class Store:
                 raise NotFound(f"integration {integration_id}")
             self._emit(db, "faults.changed", integration_id, faults=faults)
 
-    def take_fault(self, integration_id: int, side: str) -> dict[str, Any] | None:
-        """Consume one use of the fault planned for `side`, if its count allows; None if none."""
+    def take_fault(
+        self,
+        integration_id: int,
+        side: str,
+        decide: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any] | None]],
+    ) -> dict[str, Any] | None:
+        """Let `decide` consume the fault planned for `side` in one transaction.
+
+        `decide(plan)` returns the plan to keep (counters, RNG state) and the fault to inject
+        now, or None; doing it inside the write lock keeps counts and seeded draws exact when
+        several processes share the store.
+        """
         with self._write() as db:
             row = db.execute(
                 "SELECT faults FROM integrations WHERE id = ?", (integration_id,)
@@ -525,18 +576,13 @@ class Store:
             plan = faults.get(side)
             if not plan:
                 return None
-            remaining = plan.get("remaining")
-            if remaining is not None:
-                if remaining <= 0:
-                    return None
-                plan["remaining"] = remaining - 1
-            plan["seen"] = plan.get("seen", 0) + 1
+            kept, injected = decide(plan)
+            faults[side] = kept
             db.execute(
                 "UPDATE integrations SET faults = ? WHERE id = ?",
                 (json.dumps(faults), integration_id),
             )
-            result: dict[str, Any] = dict(plan)
-            return result
+            return injected
 
     def add_employee(self, employee: Employee) -> Employee:
         """Add an employee, or update the one with that e-mail."""
@@ -1128,23 +1174,26 @@ class Store:
     def set_delivery_state(self, pk: int, state: str, note: str = "") -> None:
         """pending → delivered | failed, with the reason when failed."""
         with self._write() as db:
-            row = db.execute(
-                "UPDATE messages SET delivery_state = ?, delivery_note = ? WHERE pk = ?"
-                " RETURNING integration_id, task_number, message_id",
-                (state, note, pk),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"message {pk}")
-            self._emit(
-                db,
-                "message.delivery",
-                row["integration_id"],
-                id=pk,
-                task=row["task_number"],
-                messageId=row["message_id"],
-                state=state,
-                note=note,
-            )
+            self._set_delivery_state(db, pk, state, note)
+
+    def _set_delivery_state(self, db: sqlite3.Connection, pk: int, state: str, note: str) -> None:
+        row = db.execute(
+            "UPDATE messages SET delivery_state = ?, delivery_note = ? WHERE pk = ?"
+            " RETURNING integration_id, task_number, message_id",
+            (state, note, pk),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"message {pk}")
+        self._emit(
+            db,
+            "message.delivery",
+            row["integration_id"],
+            id=pk,
+            task=row["task_number"],
+            messageId=row["message_id"],
+            state=state,
+            note=note,
+        )
 
     def set_message_status(
         self, integration_id: int, message_id: str, status: str, text: str | None
@@ -1320,7 +1369,16 @@ class Store:
         A full reset also restarts numbering; resetting one integration does not, because other
         integrations share the account's sequences.
         """
-        tables = ("contacts", "chats", "tasks", "messages", "deliveries", "journal")
+        tables = (
+            "contacts",
+            "chats",
+            "tasks",
+            "messages",
+            "deliveries",
+            "journal",
+            "inbox",
+            "fake_chats",
+        )
         with self._write() as db:
             for table in tables:
                 if integration_id is None:
@@ -1333,3 +1391,493 @@ class Store:
             else:
                 db.execute("UPDATE integrations SET faults = '{}' WHERE id = ?", (integration_id,))
             self._emit(db, "reset", integration_id)
+
+    # -- deliveries, the fake chat's inbox, fault marks (issue 3) -------------------------------
+
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (background threads call it as they end)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            return
+        with self._lock:
+            self._connections = [(o, c) for o, c in self._connections if c is not db]
+        db.close()
+        self._local.db = None
+
+    def add_first_outbound(
+        self,
+        integration_id: int,
+        *,
+        text: str,
+        author: Employee,
+        attachments: Sequence[Attachment],
+        channel: str,
+    ) -> MessageRecord:
+        """A first message to a contact: pending, in no task (task 0) until its chat exists."""
+        with self._write() as db:
+            message_id = str(self._next(db, MESSAGE_COUNTER))
+            pk = self._insert_message(
+                db,
+                task_number=0,
+                integration_id=integration_id,
+                direction="out",
+                kind="first",
+                text=text,
+                author=contact_display_name(author.name, author.last_name, author.email),
+                employee_email=author.email,
+                attachments=attachments,
+                message_id=message_id,
+                delivery_state="pending",
+                channel=channel,
+            )
+            found = db.execute("SELECT * FROM messages WHERE pk = ?", (pk,)).fetchone()
+        return self._message(found)
+
+    def reserve_task_number(self) -> int:
+        """Take a task number now (a first message's taskEmail names the task it will open)."""
+        with self._write() as db:
+            return self._next(db, TASK_COUNTER)
+
+    def _delivery(self, db: sqlite3.Connection, row: sqlite3.Row) -> DeliveryRecord:
+        journal_ids = [
+            int(r[0])
+            for r in db.execute(
+                "SELECT id FROM journal WHERE delivery_id = ? ORDER BY id", (row["id"],)
+            )
+        ]
+        due = row["state"] in ("pending", "retrying") and row["next_attempt_at"] is not None
+        answer = json.loads(row["answer"])
+        return DeliveryRecord(
+            id=row["id"],
+            integration_id=row["integration_id"],
+            variant=row["variant"],
+            state=row["state"],
+            attempts=row["attempts"],
+            next_attempt_at=now_iso(row["next_attempt_at"]) if due else None,
+            message_pk=row["message_pk"],
+            task_number=row["task_number"],
+            outcome=row["outcome"],
+            answer=answer or None,
+            form=json.loads(row["form"]),
+            journal_ids=journal_ids,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def queue_delivery(
+        self,
+        integration_id: int,
+        *,
+        variant: str,
+        form: Sequence[tuple[str, str]],
+        message_pk: int,
+        task_number: int | None,
+    ) -> DeliveryRecord:
+        """Queue a Planfix → integration newMessage, due at once."""
+        now = self._now()
+        with self._write() as db:
+            row = db.execute(
+                "INSERT INTO deliveries (integration_id, message_pk, variant, form, state,"
+                " next_attempt_at, task_number, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING *",
+                (
+                    integration_id,
+                    message_pk,
+                    variant,
+                    json.dumps([list(p) for p in form]),
+                    self.clock(),
+                    task_number,
+                    now,
+                    now,
+                ),
+            ).fetchone()
+            return self._delivery(db, row)
+
+    def claim_deliveries(self, worker: str, limit: int, lease_margin: float = 30.0) -> list[int]:
+        """Atomically claim up to `limit` due deliveries for `worker`.
+
+        A claim is a lease (the integration's timeout plus a margin): if the claiming process
+        dies, the delivery becomes due again for any other worker.
+        """
+        if limit <= 0:
+            return []
+        now = self.clock()
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE deliveries SET claimed_by = ?, lease_until = ? + ? + COALESCE("
+                " (SELECT timeout FROM integrations i WHERE i.id = deliveries.integration_id),"
+                " 10) WHERE id IN (SELECT id FROM deliveries WHERE state IN"
+                " ('pending', 'retrying') AND next_attempt_at <= ? AND (claimed_by IS NULL"
+                " OR lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?) RETURNING id",
+                (worker, now, lease_margin, now, now, limit),
+            ).fetchall()
+        return sorted(int(r[0]) for r in rows)
+
+    def next_delivery_due(self) -> float | None:
+        """When the next delivery falls due (a lease counts as not due before it ends)."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT MIN(CASE WHEN claimed_by IS NULL THEN next_attempt_at"
+                " ELSE MAX(next_attempt_at, COALESCE(lease_until, 0)) END)"
+                " FROM deliveries WHERE state IN ('pending', 'retrying')"
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def finish_attempt(
+        self, delivery_id: int, worker: str, result: AttemptResult
+    ) -> DeliveryRecord | None:
+        """Record an attempt's outcome; None when `worker` no longer holds the claim."""
+        now = self._now()
+        if result.delivered:
+            state = "delivered"
+        elif result.retry_at is not None:
+            state = "retrying"
+        else:
+            state = "failed"
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, claimed_by = NULL,"
+                " lease_until = NULL, state = ?, next_attempt_at = ?, outcome = ?, answer = ?,"
+                " updated_at = ? WHERE id = ? AND claimed_by = ? RETURNING *",
+                (
+                    state,
+                    result.retry_at,
+                    result.outcome,
+                    json.dumps(result.answer or {}),
+                    now,
+                    delivery_id,
+                    worker,
+                ),
+            ).fetchone()
+            if row is None:
+                return None
+            pk = row["message_pk"]
+            task_number = row["task_number"]
+            if result.delivered and result.first_chat is not None:
+                task_number = self._assign_first_chat(db, row, result.first_chat)
+                row = db.execute(
+                    "UPDATE deliveries SET task_number = ? WHERE id = ? RETURNING *",
+                    (task_number, delivery_id),
+                ).fetchone()
+            if pk is not None:
+                message_state = {"delivered": "delivered", "failed": "failed"}.get(state, "pending")
+                self._set_delivery_state(db, pk, message_state, result.outcome)
+            self._emit(
+                db,
+                "delivery",
+                row["integration_id"],
+                id=delivery_id,
+                variant=row["variant"],
+                state=state,
+                attempts=row["attempts"],
+                outcome=result.outcome,
+                message=pk,
+                task=task_number,
+            )
+            return self._delivery(db, row)
+
+    def _assign_first_chat(self, db: sqlite3.Connection, row: sqlite3.Row, first: FirstChat) -> int:
+        """Open contact, chat and task for a delivered first message; move the message there."""
+        iid = row["integration_id"]
+        contact = self._find_contact(db, iid, first.provider_id, first.contact.contact_id)
+        if contact is None:
+            contact = self._create_contact(db, iid, first.provider_id, first.contact)
+        chat = self._ensure_chat(
+            db, iid, first.provider_id, first.chat_id, first.channel, contact.pk
+        )
+        number: int | None = None
+        if chat.task_number is not None:
+            status = db.execute(
+                "SELECT status FROM tasks WHERE number = ?", (chat.task_number,)
+            ).fetchone()["status"]
+            if status == "active":
+                number = chat.task_number  # the chat already has a task: the message joins it
+        if number is None:
+            # The task takes the number reserved for the taskEmail that was sent.
+            number = row["task_number"] or self._next(db, TASK_COUNTER)
+            now = self._now()
+            db.execute(
+                "INSERT INTO tasks (number, integration_id, chat_pk, title, description, status,"
+                " fields, previous_number, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, '', 'active', '{}', ?, ?, ?)",
+                (number, iid, chat.pk, first.title, chat.task_number, now, now),
+            )
+            db.execute("UPDATE chats SET task_number = ? WHERE pk = ?", (number, chat.pk))
+            self._emit(
+                db,
+                "task.created",
+                iid,
+                number=number,
+                title=first.title,
+                chatId=chat.chat_id,
+                previous=chat.task_number,
+            )
+        if row["message_pk"] is not None:
+            db.execute(
+                "UPDATE messages SET task_number = ? WHERE pk = ?", (number, row["message_pk"])
+            )
+            db.execute("UPDATE tasks SET updated_at = ? WHERE number = ?", (self._now(), number))
+        return int(number)
+
+    def request_retry(self, delivery_id: int) -> DeliveryRecord:
+        """Make a delivery due now (redelivery by hand); refused while an attempt runs."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"delivery {delivery_id}")
+            if row["claimed_by"] is not None and (row["lease_until"] or 0) >= now:
+                raise BadRequest(f"delivery {delivery_id}: an attempt is in progress")
+            if row["variant"] == "first" and row["state"] == "delivered":
+                raise BadRequest(
+                    f"delivery {delivery_id}: a delivered first message has opened its chat; "
+                    "reply in the task instead"
+                )
+            row = db.execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, claimed_by = NULL,"
+                " lease_until = NULL, updated_at = ? WHERE id = ? RETURNING *",
+                (now, self._now(), delivery_id),
+            ).fetchone()
+            if row["message_pk"] is not None:
+                self._set_delivery_state(db, row["message_pk"], "pending", "")
+            return self._delivery(db, row)
+
+    def delivery(self, delivery_id: int) -> DeliveryRecord:
+        """One delivery; NotFound when there is none."""
+        with self._read() as db:
+            row = db.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"delivery {delivery_id}")
+            return self._delivery(db, row)
+
+    def deliveries(
+        self, integration_id: int | None = None, limit: int = 1000
+    ) -> list[DeliveryRecord]:
+        """Deliveries, newest first, optionally of one integration."""
+        sql = "SELECT * FROM deliveries"
+        args: list[Any] = []
+        if integration_id is not None:
+            sql += " WHERE integration_id = ?"
+            args.append(integration_id)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(limit, 0))
+        with self._read() as db:
+            return [self._delivery(db, r) for r in db.execute(sql, args).fetchall()]
+
+    @staticmethod
+    def _fake_chat(row: sqlite3.Row) -> FakeChat:
+        return FakeChat(
+            integration_id=row["integration_id"],
+            provider_id=row["provider_id"],
+            chat_id=row["chat_id"],
+            contact_id=row["contact_id"],
+            contact_name=row["contact_name"],
+            contact_phone=row["contact_phone"],
+            channel=row["channel"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def _save_fake_chat(self, db: sqlite3.Connection, chat: FakeChat) -> None:
+        now = self._now()
+        # Empty values never overwrite what the fake chat already knows.
+        db.execute(
+            "INSERT INTO fake_chats (integration_id, provider_id, chat_id, contact_id,"
+            " contact_name, contact_phone, channel, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (integration_id, provider_id, chat_id)"
+            " DO UPDATE SET"
+            " contact_id = CASE WHEN excluded.contact_id = '' THEN contact_id"
+            "  ELSE excluded.contact_id END,"
+            " contact_name = CASE WHEN excluded.contact_name = '' THEN contact_name"
+            "  ELSE excluded.contact_name END,"
+            " contact_phone = CASE WHEN excluded.contact_phone = '' THEN contact_phone"
+            "  ELSE excluded.contact_phone END,"
+            " channel = CASE WHEN excluded.channel = '' THEN channel ELSE excluded.channel END,"
+            " updated_at = excluded.updated_at",
+            (
+                chat.integration_id,
+                chat.provider_id,
+                chat.chat_id,
+                chat.contact_id,
+                chat.contact_name,
+                chat.contact_phone,
+                chat.channel,
+                now,
+                now,
+            ),
+        )
+
+    def note_fake_chat(self, chat: FakeChat) -> None:
+        """The fake chat's customer wrote in this chat: remember it (timestamps are set here)."""
+        with self._write() as db:
+            self._save_fake_chat(db, chat)
+
+    def fake_chats(self, integration_id: int | None = None) -> list[FakeChat]:
+        """Chats the fake chat knows, most recently active first."""
+        sql = "SELECT * FROM fake_chats"
+        args: tuple[Any, ...] = ()
+        if integration_id is not None:
+            sql += " WHERE integration_id = ?"
+            args = (integration_id,)
+        with self._read() as db:
+            rows = db.execute(sql + " ORDER BY updated_at DESC, pk DESC", args).fetchall()
+        return [self._fake_chat(r) for r in rows]
+
+    def file_inbox(self, item: InboxItem, new_contact_id: str) -> InboxItem:
+        """The fake chat received a message from Planfix: file it and decide the contactId.
+
+        A reply answers with the contactId the fake chat knows for the chat (else the chatId, as
+        integrations often do); a first message reuses the contact of that phone, else
+        `new_contact_id`.
+        """
+        with self._write() as db:
+            if item.variant == "first":
+                row = db.execute(
+                    "SELECT contact_id FROM fake_chats WHERE integration_id = ?"
+                    " AND contact_phone = ? AND contact_phone != '' ORDER BY pk LIMIT 1",
+                    (item.integration_id, item.contact_phone),
+                ).fetchone()
+                contact_id = row["contact_id"] if row and row["contact_id"] else new_contact_id
+            else:
+                row = db.execute(
+                    "SELECT contact_id FROM fake_chats WHERE integration_id = ?"
+                    " AND provider_id = ? AND chat_id = ?",
+                    (item.integration_id, item.provider_id, item.chat_id),
+                ).fetchone()
+                contact_id = row["contact_id"] if row and row["contact_id"] else item.chat_id
+            filed = replace(item, contact_id=contact_id, ts=self._now())
+            cur = db.execute(
+                "INSERT INTO inbox (ts, integration_id, variant, provider_id, chat_id, contact_id,"
+                " contact_phone, channel, message, message_id, user_name, user_last_name,"
+                " user_ico, task_email, attachments)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    filed.ts,
+                    filed.integration_id,
+                    filed.variant,
+                    filed.provider_id,
+                    filed.chat_id,
+                    filed.contact_id,
+                    filed.contact_phone,
+                    filed.channel,
+                    filed.message,
+                    filed.message_id,
+                    filed.user_name,
+                    filed.user_last_name,
+                    filed.user_ico,
+                    filed.task_email,
+                    json.dumps([[a.name, a.url] for a in filed.attachments]),
+                ),
+            )
+            filed = replace(filed, id=int(cur.lastrowid or 0))
+            self._save_fake_chat(
+                db,
+                FakeChat(
+                    filed.integration_id,
+                    filed.provider_id,
+                    filed.chat_id,
+                    filed.contact_id,
+                    "",
+                    filed.contact_phone,
+                    filed.channel,
+                    "",
+                    "",
+                ),
+            )
+            # Bounded like the journal, so a long soak keeps a flat store.
+            if filed.id > self.journal_retention:
+                db.execute("DELETE FROM inbox WHERE id <= ?", (filed.id - self.journal_retention,))
+            self._emit(
+                db,
+                "inbox",
+                filed.integration_id,
+                id=filed.id,
+                variant=filed.variant,
+                chatId=filed.chat_id,
+                contactId=filed.contact_id,
+                messageId=filed.message_id,
+                message=filed.message,
+            )
+        return filed
+
+    def inbox(
+        self, integration_id: int | None = None, chat_id: str | None = None, limit: int = 1000
+    ) -> list[InboxItem]:
+        """What the fake chat's customers received, oldest first (the newest `limit`)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if integration_id is not None:
+            where.append("integration_id = ?")
+            args.append(integration_id)
+        if chat_id:
+            where.append("chat_id = ?")
+            args.append(chat_id)
+        sql = "SELECT * FROM inbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(limit, 0))
+        with self._read() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [
+            InboxItem(
+                id=r["id"],
+                ts=r["ts"],
+                integration_id=r["integration_id"],
+                variant=r["variant"],
+                provider_id=r["provider_id"],
+                chat_id=r["chat_id"],
+                contact_id=r["contact_id"],
+                contact_phone=r["contact_phone"],
+                channel=r["channel"],
+                message=r["message"],
+                message_id=r["message_id"],
+                user_name=r["user_name"],
+                user_last_name=r["user_last_name"],
+                user_ico=r["user_ico"],
+                task_email=r["task_email"],
+                attachments=tuple(Attachment(n, u) for n, u in json.loads(r["attachments"])),
+            )
+            for r in reversed(rows)
+        ]
+
+    def put_fault_mark(self, request_id: str, fault: str) -> None:
+        """A face injected `fault` into a call the simulator made to itself: tell the sender."""
+        t = self.clock()
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO fault_marks (request_id, fault, t) VALUES (?, ?, ?)",
+                (request_id, fault, t),
+            )
+            # Marks nobody collected (the sender died) go after an hour.
+            db.execute("DELETE FROM fault_marks WHERE t < ?", (t - 3600,))
+
+    def take_fault_mark(self, request_id: str) -> str:
+        """The fault injected into the sender's own call `request_id` ("" when none)."""
+        with self._write() as db:
+            row = db.execute(
+                "DELETE FROM fault_marks WHERE request_id = ? RETURNING fault", (request_id,)
+            ).fetchone()
+        return str(row[0]) if row else ""
+
+
+@dataclass(frozen=True)
+class FirstChat:
+    """The chat a first message opened: what the integration assigned, what Planfix knew."""
+
+    provider_id: str
+    chat_id: str
+    contact: ContactInfo
+    channel: str | None
+    title: str
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """One delivery attempt's verdict, as the store records it."""
+
+    delivered: bool
+    outcome: str
+    answer: dict[str, Any] | None
+    retry_at: float | None = None
+    first_chat: FirstChat | None = None
