@@ -541,7 +541,7 @@ class ControlClient:
         chat_id: str | None = None,
         status: int | None = None,
         integration: int | str | None = None,
-        fields: Mapping[str, str] | None = None,
+        fields: Mapping[str, str | list[str] | None] | None = None,
     ) -> JournalEntryJson:
         """Block until a matching exchange is journaled; WaitTimeout (with `closest`) if none."""
         match = _drop_none(
