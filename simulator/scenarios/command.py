@@ -114,9 +114,9 @@ def run(args: argparse.Namespace) -> int:
             print_result(result, sys.stdout)
             results.append(result)
     finally:
+        seconds = time.perf_counter() - started
         if server is not None:
             server.stop()
-    seconds = time.perf_counter() - started
     steps = sum(len(r.steps) for r in results)
     failed = [r for r in results if not r.ok]
     print(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
@@ -24,7 +25,7 @@ from simulator.domain import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integrat
 from simulator.records import JournalEntry
 from simulator.settings import FAKE_CHAT_URL, integration_as_dict
 
-SCHEMA_URL = "https://raw.githubusercontent.com/planfix-simulator/planfix-simulator/main/simulator/scenarios/scenario.schema.json"
+SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenario.schema.json`
 # Keys whose numbers Planfix assigns: a fresh simulator numbers differently.
 _ASSIGNED = frozenset({"number"})
 
@@ -162,6 +163,13 @@ def _delivery_step(
     return step
 
 
+def _started(entry: JournalEntry) -> tuple[datetime, int]:
+    # Entries are journaled when answered; a delivery's answer may come after requests it caused
+    # (the integration reporting messageStatus), so replay in order of start.
+    ended = datetime.fromisoformat(entry.ts.replace("Z", "+00:00"))
+    return ended - timedelta(milliseconds=entry.duration_ms), entry.id
+
+
 def _json_or_none(text: str) -> Any:
     try:
         return json.loads(text)
@@ -182,7 +190,7 @@ def export_scenario(
     for entry in entries:
         if entry.delivery_id is not None:
             by_delivery.setdefault(entry.delivery_id, []).append(entry)
-    for entry in entries:
+    for entry in sorted(entries, key=_started):
         if entry.direction == "to_planfix":
             if entry.fault:
                 state.skipped.append(f"#{entry.id}: answered by an injected fault ({entry.fault})")

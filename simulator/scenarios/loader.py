@@ -35,13 +35,28 @@ class Step:
 
     @property
     def title(self) -> str:
-        """What the report shows for this step."""
+        """What the report shows for this step, as written."""
+        return self.title_for(self.body)
+
+    def title_for(self, body: Any) -> str:
+        """What the report shows for this step, given its (rendered) body."""
         if self.name:
             return self.name
-        if self.kind == "send" and isinstance(self.body, dict) and "cmd" in self.body:
-            return f"send {self.body['cmd']}"
-        if self.kind == "http" and isinstance(self.body, dict):
-            return f"http {self.body.get('method', 'GET')} {self.body.get('url', '')}"
+        if not isinstance(body, dict):
+            return f"{self.kind} {body}"
+        if self.kind == "send":
+            return f"send {body.get('cmd', '(no cmd)')}"
+        if self.kind == "http":
+            return f"http {str(body.get('method', 'GET')).upper()} {body.get('url', '')}"
+        if self.kind == "await":
+            what = " ".join(str(body[k]) for k in ("direction", "cmd", "chatId") if k in body)
+            return f"await {what}".rstrip()
+        if self.kind == "reply":
+            return (
+                f"reply in {'task ' + str(body['task']) if 'task' in body else body.get('chatId')}"
+            )
+        if self.kind == "first_message":
+            return f"first_message to {body.get('contactPhone')}"
         return self.kind
 
 

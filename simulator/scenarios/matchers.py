@@ -97,3 +97,15 @@ def compare(expected: Any, actual: Any, path: str = "") -> list[Mismatch]:
     if _equal(expected, actual):
         return []
     return [Mismatch(path, expected, actual, f"expected {expected!r}, got {actual!r}")]
+
+
+def project(expected: Any, actual: Any) -> Any:
+    """`actual` cut down to what `expected` talks about, so a diff shows only relevant lines."""
+    if is_matcher(expected) or actual is MISSING:
+        return None if actual is MISSING else actual
+    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        return {k: project(v, actual[k]) for k, v in expected.items() if k in actual}
+    if isinstance(expected, list) and isinstance(actual, list):
+        shared = [project(e, a) for e, a in zip(expected, actual, strict=False)]
+        return shared + actual[len(expected) :]
+    return actual

@@ -28,7 +28,8 @@ def step_line(result: StepResult) -> str:
     mark = "ok  " if result.ok else "FAIL"
     step = result.step
     outcome = result.summary or (result.error.splitlines()[0][:80] if result.error else "")
-    return f"  {mark} {step.index + 1:>2}. {step.title}  → {outcome}  ({result.duration_ms:.0f} ms)"
+    title = result.title or step.title
+    return f"  {mark} {step.index + 1:>2}. {title}  → {outcome}  ({result.duration_ms:.0f} ms)"
 
 
 def scenario_header(scenario: Scenario) -> str:
@@ -45,7 +46,8 @@ def failure_text(result: ScenarioResult) -> str:
     if failed is None:
         return ""
     step = failed.step
-    lines = [f"{step.where}: step {step.index + 1} ({step.title}) of {scenario.name!r} failed"]
+    title = failed.title or step.title
+    lines = [f"{step.where}: step {step.index + 1} ({title}) of {scenario.name!r} failed"]
     if failed.mismatches and step.expect_line != step.line:
         lines[0] += f" (expect: {step.source}:{step.expect_line})"
     if failed.error:

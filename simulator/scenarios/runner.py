@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from simulator import client
 from simulator.scenarios.loader import Scenario, Step
-from simulator.scenarios.matchers import Mismatch, compare
+from simulator.scenarios.matchers import Mismatch, compare, project
 from simulator.scenarios.templating import Renderer, TemplateFailure
 
 WEBCHAT_PATH = "/webchat/api"
@@ -71,6 +71,7 @@ class StepResult:
     exchanges: tuple[Exchange, ...] = ()
     expected: Any = None
     actual: Any = None
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -268,8 +269,10 @@ class Runner:
         """Render, carry out, check and save one step."""
         started = time.perf_counter()
         state.exchanges = []
+        title = step.title
         try:
             body = self.renderer.value(step.body, state.variables)
+            title = step.title_for(body)
             expect = self.renderer.value(step.expect, state.variables)
             response = self._handlers[step.kind](state, step, body)
             mismatches, expected, actual = self._check(expect, response)
@@ -279,7 +282,9 @@ class Runner:
                     state.variables[name] = self.renderer.text(template, scope)
         except (StepError, TemplateFailure) as exc:
             exchanges = tuple(state.exchanges) or getattr(exc, "exchanges", ())
-            return StepResult(step, False, _ms(started), error=str(exc), exchanges=exchanges)
+            return StepResult(
+                step, False, _ms(started), error=str(exc), exchanges=exchanges, title=title
+            )
         return StepResult(
             step,
             not mismatches,
@@ -289,6 +294,7 @@ class Runner:
             exchanges=tuple(state.exchanges),
             expected=expected,
             actual=actual,
+            title=title,
         )
 
     # -- expectations ----------------------------------------------------------------------
@@ -334,7 +340,7 @@ class Runner:
                 want = {str(k).lower(): v for k, v in want.items()}
             else:
                 got = response.get(key)
-            expected[key], actual[key] = want, got
+            expected[key], actual[key] = want, project(want, got)
             found.extend(compare(want, got, key))
         return found, expected, actual
 
