@@ -164,7 +164,9 @@
   const sq = (text) => "'" + String(text).split("'").join("'\\''") + "'";
 
   function curlOf(entry) {
-    const lines = [`curl -sS -X ${entry.method || "POST"} ${sq(entry.url)}`];
+    // The Planfix face journals its own path; curl needs the whole URL.
+    const url = String(entry.url || "").startsWith("/") ? Sim.baseUrl + entry.url : entry.url;
+    const lines = [`curl -sS -X ${entry.method || "POST"} ${sq(url)}`];
     for (const [key, value] of entry.form || []) lines.push(`  --data-urlencode ${sq(`${key}=${value}`)}`);
     return lines.join(" \\\n");
   }

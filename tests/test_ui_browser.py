@@ -1,0 +1,301 @@
+"""The sandbox in a real Chromium: a conversation end to end, live, hostile input inert.
+
+Runs Debian's Chromium through Playwright. In CI (env CI set) a missing browser fails the run;
+elsewhere these tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from simulator.client import post_form, request_json
+from simulator.server import LiveServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 10_000
+XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>\"'><svg onload=alert(3)>"
+JS_URL = "javascript:alert(4)"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (Playwright's sync API)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab at 1280 px; any JavaScript dialog or page error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    dialogs: list[str] = []
+    errors: list[str] = []
+    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    yield tab
+    context.close()
+    assert dialogs == [], f"a script ran: dialogs {dialogs}"
+    assert errors == [], f"page errors: {errors}"
+
+
+def expect(target: Any) -> Any:
+    """Playwright's auto-waiting assertions."""
+    from playwright.sync_api import expect as _expect
+
+    return _expect(target)
+
+
+def api(server: LiveServer, method: str, path: str, body: Any = None) -> Any:
+    """Call the control API like a test or CI job would."""
+    answer = request_json(method, server.url + path, body)
+    assert answer.status is not None
+    assert answer.status < 300, (path, answer.status, answer.text)
+    return answer.json_or_none()
+
+
+def mark_document(tab: Any) -> None:
+    """Tag the loaded document: if the page reloads, the tag is gone."""
+    tab.evaluate("window.__no_reload = 'still here'")
+
+
+def assert_not_reloaded(tab: Any) -> None:
+    """The document tagged by mark_document is still the one shown."""
+    assert tab.evaluate("window.__no_reload") == "still here"
+
+
+def test_a_conversation_end_to_end_live_then_exported(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    mark_document(page)
+
+    # The customer writes; the operator's list and thread show it without a reload.
+    page.fill("#chat-text", "Hello, where is my order?")
+    page.press("#chat-text", "Enter")
+    task = page.locator("#task-list .task-item").first
+    expect(task).to_contain_text("Hello, where is my order?")
+    expect(page.locator("#thread .msg-customer")).to_contain_text("Hello, where is my order?")
+    assert_not_reloaded(page)
+
+    # The operator replies; the customer's side receives it through the fake chat.
+    page.fill("#reply-text", "It ships today.")
+    page.press("#reply-text", "Enter")
+    reply = page.locator("#thread .msg-reply")
+    expect(reply).to_contain_text("It ships today.")
+    expect(reply.locator(".delivery")).to_contain_text("delivered")
+    expect(page.locator("#chat-thread .msg.theirs")).to_contain_text("It ships today.")
+    expect(page.locator("#chat-thread .msg.mine")).to_contain_text("accepted by Planfix")
+    assert_not_reloaded(page)
+
+    # The journal shows both directions; the selection exports as a scenario.
+    page.goto(live_server.url + "/journal")
+    rows = page.locator("#entries tr")
+    expect(page.locator('#entries tr[data-direction="to_planfix"]').first).to_be_visible()
+    expect(page.locator('#entries tr[data-direction="to_chat"]').first).to_be_visible()
+    page.locator('#entries tr[data-direction="to_chat"]').first.click()
+    expect(page.locator("#detail")).to_contain_text("It ships today.")
+    page.check("#select-all")
+    expect(page.locator("#export")).to_be_enabled()
+    with page.expect_download() as download_info:
+        page.click("#export")
+    path = download_info.value.path()
+    assert download_info.value.suggested_filename.endswith(".yaml")
+    text = Path(path).read_text(encoding="utf-8")
+    scenario = yaml.safe_load(text)
+    assert isinstance(scenario, dict)
+    assert "Hello, where is my order?" in text
+    assert rows.count() >= 2
+
+
+def test_the_journal_updates_live_and_filters(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/journal")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(page.locator("#journal-empty")).to_be_visible()
+    mark_document(page)
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {"chatId": "c-9", "contactId": "c-9", "contactName": "Bo", "message": "ping"},
+    )
+    api(live_server, "POST", "/api/v1/chat/commands", {"cmd": "getTask", "chatId": "c-9"})
+    expect(page.locator("#entries tr")).to_have_count(2)
+    page.select_option("#f-cmd", "getTask")
+    expect(page.locator("#entries tr")).to_have_count(1)
+    expect(page.locator("#entries tr")).to_contain_text("getTask")
+    assert_not_reloaded(page)
+
+
+def test_hostile_values_in_every_field_stay_inert_text(page: Any, live_server: LiveServer) -> None:
+    api(live_server, "POST", "/api/v1/employees", {"email": "x@example.com", "name": XSS})
+    api(live_server, "PATCH", "/api/v1/integrations/default", {"task_fields": ["note", XSS]})
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+
+    # Every field of the customer's chat and message carries the payload.
+    page.click("#chat-new-toggle")
+    for field in (
+        "#new-chat-id",
+        "#new-contact-id",
+        "#new-contact-name",
+        "#new-contact-last",
+        "#new-contact-phone",
+        "#new-contact-email",
+        "#new-channel",
+    ):
+        page.fill(field, XSS)
+    page.click("#chat-new button[type=submit]")
+    page.click("#chat-form summary")
+    page.fill("#chat-title", XSS)
+    page.click("#chat-form .add-attachment")
+    page.fill("#chat-attachments .pair-a", XSS)
+    page.fill("#chat-attachments .pair-b", JS_URL)
+    page.click("#chat-add-data")
+    page.fill("#chat-data .pair-a", "note")
+    page.fill("#chat-data .pair-b", XSS)
+    page.fill("#chat-text", XSS)
+    page.press("#chat-text", "Enter")
+
+    thread = page.locator("#thread")
+    expect(thread.locator(".msg-customer .text")).to_have_text(XSS)
+    expect(page.locator("#task-title")).to_have_text(XSS)
+    expect(page.locator("#contact-card")).to_contain_text(XSS)
+    expect(page.locator("#task-fields")).to_contain_text(XSS)
+    expect(page.locator("#task-list")).to_contain_text(XSS)
+
+    # The operator answers as the hostile employee, with a javascript: attachment.
+    page.select_option("#reply-employee", "x@example.com")
+    page.click("#reply-form .add-attachment")
+    page.fill("#reply-attachments .pair-a", XSS)
+    page.fill("#reply-attachments .pair-b", JS_URL)
+    page.fill("#reply-text", XSS)
+    page.press("#reply-text", "Enter")
+    expect(thread.locator(".msg-reply .text")).to_have_text(XSS)
+    expect(thread.locator(".msg-reply .author")).to_have_text(re.compile(re.escape(XSS[:20])))
+    expect(page.locator("#chat-thread .msg.theirs .text")).to_have_text(XSS)
+
+    # Nothing was parsed as markup, and no javascript: URL became a link.
+    for tab_path in ("/", "/journal", "/settings"):
+        if tab_path != "/":
+            page.goto(live_server.url + tab_path)
+            expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        if tab_path == "/journal":
+            page.locator('#entries tr[data-direction="to_chat"]').first.click()
+            expect(page.locator("#detail")).to_contain_text(XSS)
+            expect(page.locator("#entries")).to_contain_text(XSS)  # the chatId column
+        assert page.locator("main img, main svg, main script").count() == 0, tab_path
+        assert page.locator('a[href^="javascript"]').count() == 0, tab_path
+
+
+def test_attachments_link_only_http_urls(page: Any, live_server: LiveServer) -> None:
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {
+            "chatId": "c-1",
+            "contactId": "c-1",
+            "contactName": "Ann",
+            "message": "files",
+            "attachments": [
+                {"name": "photo.png", "url": "https://example.com/photo.png"},
+                {"name": "evil", "url": JS_URL},
+                {"name": "data", "url": "data:text/html,<script>alert(5)</script>"},
+            ],
+        },
+    )
+    page.goto(live_server.url + "/")
+    message = page.locator("#thread .msg-customer")
+    expect(message).to_contain_text("files")
+    links = message.locator("a.attachment")
+    expect(links).to_have_count(1)
+    expect(links).to_have_attribute("href", "https://example.com/photo.png")
+    expect(links).to_have_attribute("rel", "noopener noreferrer")
+    expect(message.locator(".attachment.inert")).to_have_count(2)
+    expect(message.locator(".attachment.inert").first).to_contain_text(JS_URL)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_failed_delivery_shows_its_reason(page: Any, live_server: LiveServer) -> None:
+    broken = api(
+        live_server,
+        "POST",
+        "/api/v1/integrations",
+        {
+            "name": "broken",
+            "url": f"http://127.0.0.1:{_closed_port()}/webhook",
+        },
+    )
+    answer = post_form(
+        live_server.url + "/webchat/api",
+        [
+            ("cmd", "newMessage"),
+            ("providerId", "p"),
+            ("chatId", "c-7"),
+            ("planfix_token", broken["planfix_token"]),
+            ("message", "Anyone there?"),
+            ("contactId", "c-7"),
+            ("contactName", "Dana"),
+        ],
+    )
+    assert answer.status == 200
+    page.goto(live_server.url + "/")
+    page.select_option("#integration", str(broken["id"]))
+    expect(page.locator("#thread .msg-customer")).to_contain_text("Anyone there?")
+    page.fill("#reply-text", "Yes, here")
+    page.press("#reply-text", "Enter")
+    delivery = page.locator("#thread .msg-reply .delivery")
+    expect(delivery).to_have_class(re.compile("delivery-failed"))
+    expect(delivery.locator(".state")).to_contain_text("failed")
+    expect(delivery.locator(".reason")).to_contain_text(re.compile("refused|connect", re.I))
+
+
+def test_a_narrow_window_stacks_operator_and_customer(page: Any, live_server: LiveServer) -> None:
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(live_server.url + "/")
+    operator = page.locator(".panel.operator").bounding_box()
+    customer = page.locator(".panel.customer").bounding_box()
+    assert operator is not None and customer is not None
+    assert customer["y"] >= operator["y"] + operator["height"] - 1
+    assert operator["width"] <= 420
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 420, "no horizontal scrolling on a narrow window"
