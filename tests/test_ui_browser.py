@@ -294,7 +294,8 @@ def test_a_narrow_window_stacks_operator_and_customer(page: Any, live_server: Li
     page.goto(live_server.url + "/")
     operator = page.locator(".panel.operator").bounding_box()
     customer = page.locator(".panel.customer").bounding_box()
-    assert operator is not None and customer is not None
+    assert operator is not None
+    assert customer is not None
     assert customer["y"] >= operator["y"] + operator["height"] - 1
     assert operator["width"] <= 420
     width = page.evaluate("document.documentElement.scrollWidth")
