@@ -16,13 +16,14 @@ client.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from simulator.context import EXTENSION, Runtime, runtime
 from simulator.control_api import json_body, resolve_integration
@@ -263,6 +264,17 @@ def events() -> Response:
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response
+
+
+@bp.get("/events/stats")
+def events_stats() -> Response:
+    """Open streams and pending waits of the worker process that answers (not of all workers)."""
+    current = hub()
+    return jsonify(
+        pid=os.getpid(),
+        streams=current.streams,
+        waits=current.listeners - current.streams,
+    )
 
 
 # -- waiting for an exchange ------------------------------------------------------------------

@@ -344,6 +344,20 @@ def build_spec() -> dict[str, Any]:
             ),
         },
         "/api/v1/events": {"get": _events_op()},
+        "/api/v1/events/stats": {
+            "get": _op(
+                "Open SSE streams and pending waits of the answering worker process",
+                {
+                    "type": "object",
+                    "properties": {
+                        "pid": {"type": "integer"},
+                        "streams": {"type": "integer"},
+                        "waits": {"type": "integer"},
+                    },
+                },
+                errors=(),
+            )
+        },
         "/api/v1/wait": {"post": _wait_op()},
         **_delivery_paths(),
         "/openapi.json": {"get": _op("This document", {"type": "object"}, errors=())},

@@ -284,6 +284,9 @@ def test_many_clients_see_the_same_events(live_server: LiveServer) -> None:
     clients = [SSEClient(live_server.url) for _ in range(8)]
     try:
         assert eventually(lambda: hub_of(live_server).streams == 8)
+        stats = request_json("GET", live_server.url + "/api/v1/events/stats").json()
+        assert stats["streams"] == 8
+        assert stats["waits"] == 0
         for text in ("a", "b"):
             send_message(live_server.url, "many", text)
         seen = [[f.id for f in message_frames(c, 2)] for c in clients]
