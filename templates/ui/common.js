@@ -45,9 +45,9 @@ const Sim = (() => {
     const name = item.name || item.url || "attachment";
     const url = safeUrl(item.url);
     if (url && /^https?:/i.test(url)) {
-      return el("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, "📎 ", name);
+      return el("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, name, " ↗");
     }
-    return el("span", { class: "attachment inert", title: "not an http(s) link" }, "📎 ", name, " ", el("code", {}, item.url || ""));
+    return el("span", { class: "attachment inert", title: "not an http(s) link: shown as text" }, name, " ", el("code", {}, item.url || ""));
   }
 
   function clear(node) {

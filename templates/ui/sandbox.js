@@ -160,7 +160,9 @@
     const dl = clear($("task-fields"));
     const entries = Object.entries(task.fields || {});
     for (const [key, value] of entries) kv(dl, key, value, false);
-    if (!entries.length) dl.append(el("dd", { class: "hint" }, "none — send data_<field> to fill them"));
+    if (!entries.length) {
+      dl.append(el("dd", { class: "hint" }, "none yet: data_<field> fills the fields named in Settings"));
+    }
     if (task.description) {
       dl.append(el("dt", {}, "Description"), el("dd", { class: "pre" }, task.description));
     }
@@ -434,7 +436,7 @@
         "div",
         { class: "meta" },
         el("span", { class: "author" }, echo ? "business (echo)" : "you"),
-        formValues(form, "title")[0] ? el("span", { class: "kind" }, `title: ${formValues(form, "title")[0]}`) : null,
+        formValues(form, "title")[0] ? el("span", { class: "title-tag" }, `title “${formValues(form, "title")[0]}”`) : null,
         timeNode(entry.ts),
       ),
       el("div", { class: "text" }, formValues(form, "message")[0] || ""),
