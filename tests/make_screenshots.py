@@ -75,7 +75,7 @@ def seed(server: LiveServer) -> int:
         server,
         "POST",
         f"/api/v1/tasks/{bob}/replies",
-        {"message": "Yes! Canada takes 5–7 business days.", "employee": "maria@example.com"},
+        {"message": "Yes! Canada takes 5 to 7 business days.", "employee": "maria@example.com"},
     )
     customer(
         server,
