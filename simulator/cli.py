@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.scenarios.command import add_subcommands as add_scenario_commands
 
     add_scenario_commands(sub)
+    from simulator.fuzz import add_parser as add_fuzz_command
+
+    add_fuzz_command(sub)
     return parser
 
 
