@@ -186,7 +186,7 @@ CREATE TABLE IF NOT EXISTS fault_marks (
     t REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused after a reset: `since` stays meaningful
     ts TEXT NOT NULL,
     t REAL NOT NULL,
     integration_id INTEGER,

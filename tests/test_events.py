@@ -544,3 +544,26 @@ def test_wait_holds_no_transaction_while_it_sleeps(
     send_message(live_server.url, "c1", "never")
     assert eventually(lambda: len(results) == 1)
     assert results[0].status == 200
+
+
+def test_a_reset_during_a_wait_does_not_hide_later_entries(
+    live_server: LiveServer, background: Callable[[Callable[[], Any]], threading.Thread]
+) -> None:
+    send_message(live_server.url, "c1", "before the reset")
+    results: list[Answer] = []
+    match = {"fields": {"message": "after the reset"}}
+    background(lambda: results.append(wait(live_server.url, {"match": match, "timeout": 30})))
+    assert eventually(lambda: hub_of(live_server).listeners == 1)
+    assert request_json("POST", live_server.url + "/api/v1/reset").status == 200
+    send_message(live_server.url, "c1", "after the reset")
+    assert eventually(lambda: len(results) == 1)
+    assert results[0].status == 200
+
+
+def test_journal_ids_are_never_reused_so_since_stays_meaningful(live_server: LiveServer) -> None:
+    send_message(live_server.url, "c1", "one")
+    before = request_json("GET", live_server.url + "/api/v1/journal").json()[-1]["id"]
+    assert request_json("POST", live_server.url + "/api/v1/reset").status == 200
+    send_message(live_server.url, "c1", "two")
+    after = request_json("GET", live_server.url + "/api/v1/journal").json()[-1]["id"]
+    assert after > before
