@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,17 @@ def test_a_failed_delivery_shows_its_reason(page: Any, live_server: LiveServer) 
     expect(delivery.locator(".state")).to_contain_text("failed")
     expect(delivery.locator(".reason")).to_contain_text(re.compile("refused|connect", re.I))
 
+    # Once the integration listens (here: the fake chat), Retry delivers the same message.
+    api(
+        live_server,
+        "PATCH",
+        f"/api/v1/integrations/{broken['id']}",
+        {"url": "{base_url}/fake-chat/webhook"},
+    )
+    delivery.locator("button.retry").click()
+    expect(delivery).to_have_class(re.compile("delivery-delivered"))
+    expect(delivery.locator(".reason")).to_have_count(0)
+
 
 def test_a_narrow_window_stacks_operator_and_customer(page: Any, live_server: LiveServer) -> None:
     page.set_viewport_size({"width": 420, "height": 900})
@@ -300,3 +312,127 @@ def test_a_narrow_window_stacks_operator_and_customer(page: Any, live_server: Li
     assert operator["width"] <= 420
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 420, "no horizontal scrolling on a narrow window"
+
+
+def test_the_operator_sees_unread_tasks_and_completes_and_reopens(
+    page: Any, live_server: LiveServer
+) -> None:
+    for chat, name in (("c-1", "Ann"), ("c-2", "Ben")):
+        api(
+            live_server,
+            "POST",
+            "/api/v1/chat/messages",
+            {"chatId": chat, "contactId": chat, "contactName": name, "message": f"hi from {name}"},
+        )
+    page.goto(live_server.url + "/")
+    current = page.locator(".task-item.current")
+    expect(current).to_contain_text("Ben")
+    other = page.locator(".task-item", has_text="Ann")
+    expect(other).to_have_class(re.compile("unread"))
+    expect(other.locator(".unread-dot")).to_have_text("1")
+    expect(current.locator(".unread-dot")).to_have_count(0)
+
+    page.click("#task-complete")
+    expect(page.locator("#task-status")).to_have_text("completed")
+    expect(current.locator(".badge")).to_have_text("completed")
+    expect(page.locator("#task-reopen")).to_be_visible()
+    page.click("#task-reopen")
+    expect(page.locator("#task-status")).to_have_text("active")
+    expect(page.locator("#task-complete")).to_be_visible()
+
+    other.click()
+    expect(page.locator("#thread")).to_contain_text("hi from Ann")
+    expect(page.locator(".task-item", has_text="Ann").locator(".unread-dot")).to_have_count(0)
+    assert api(live_server, "GET", "/api/v1/tasks/1000")["unread"] == 0
+
+
+def test_an_echo_shows_its_author_beside_the_customer(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.fill("#chat-text", "I need help")
+    page.press("#chat-text", "Enter")
+    expect(page.locator("#thread .msg-customer")).to_contain_text("I need help")
+    page.click("#chat-form summary")
+    page.check("#chat-echo")
+    page.fill("#chat-user-email", "peter@example.com")
+    page.fill("#chat-text", "Our manager answered in the chat app")
+    page.press("#chat-text", "Enter")
+    echo = page.locator("#thread .msg-echo")
+    expect(echo.locator(".text")).to_have_text("Our manager answered in the chat app")
+    expect(echo.locator(".author")).to_have_text("Peter Peterson")
+    expect(echo.locator(".kind")).to_have_text("echo")
+    expect(page.locator("#chat-thread .msg-echo")).to_contain_text("business (echo)")
+
+
+def test_write_first_message_opens_a_chat_through_the_integration(
+    page: Any, live_server: LiveServer
+) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.click("#first-open")
+    page.fill("#first-phone", "+15550199")
+    page.fill("#first-text", "Your order is ready for pickup")
+    page.click("#first-form button[type=submit]")
+    first = page.locator("#thread .msg-first")
+    expect(first).to_contain_text("Your order is ready for pickup")
+    expect(first.locator(".delivery")).to_contain_text("delivered")
+    expect(page.locator("#contact-card")).to_contain_text("+15550199")
+    chats = api(live_server, "GET", "/api/v1/chat/chats")
+    assert [c["contactPhone"] for c in chats] == ["+15550199"]
+    expect(page.locator("#chat-select option", has_text=chats[0]["chatId"])).to_have_count(1)
+
+
+def test_a_lost_stream_reconnects_and_catches_up(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    mark_document(page)
+    # Cut the stream: the server's connection is dropped and new ones fail for a while.
+    page.route("**/api/v1/events*", lambda route: route.fulfill(status=503, body="down"))
+    page.evaluate("Sim.live.connect()")
+    expect(page.locator("#live")).to_have_attribute("data-state", "down")
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {
+            "chatId": "c-5",
+            "contactId": "c-5",
+            "contactName": "Eve",
+            "message": "while you were away",
+        },
+    )
+    page.unroute("**/api/v1/events*")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(page.locator("#task-list")).to_contain_text("while you were away")
+    assert_not_reloaded(page)
+
+
+def test_copy_as_curl_replays_the_exchange(page: Any, live_server: LiveServer) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {
+            "chatId": "c-3",
+            "contactId": "c-3",
+            "contactName": "Cy",
+            "message": 'it\'s "quoted" & $HOME',
+        },
+    )
+    page.goto(live_server.url + "/journal")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    rows = page.locator("#entries tr")
+    expect(rows).to_have_count(1)
+    rows.first.click()
+    page.click("#copy-curl")
+    command = page.evaluate("navigator.clipboard.readText()")
+    assert command.startswith("curl ")
+    done = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    expect(rows).to_have_count(2)
+    replayed = api(live_server, "GET", "/api/v1/journal")
+    assert replayed[1]["form"] == replayed[0]["form"]
+    assert replayed[1]["status"] == 200

@@ -196,6 +196,11 @@
       const line = el("div", { class: `delivery delivery-${m.delivery_state}` });
       line.append(el("span", { class: "state", title: `delivery: ${word}` }, `${icon} ${word}`));
       if (m.delivery_note) line.append(el("span", { class: "reason" }, m.delivery_note));
+      if (m.delivery_state === "failed") {
+        const retry = el("button", { type: "button", class: "ghost retry", title: "Deliver again (same messageId)" }, "Retry");
+        retry.addEventListener("click", () => retryDelivery(m, retry));
+        line.append(retry);
+      }
       if (m.status) {
         const [sicon, sword] = STATUS[m.status] || ["✓", m.status];
         line.append(
@@ -210,6 +215,20 @@
       { class: `msg ${outgoing ? "mine" : "theirs"} msg-${m.kind}`, "data-message": m.id, "data-kind": m.kind },
       el("div", { class: "bubble" }, children),
     );
+  }
+
+  async function retryDelivery(m, button) {
+    button.disabled = true;
+    try {
+      const deliveries = await api("GET", `/api/v1/deliveries?integration=${encodeURIComponent(m.integration_id)}`);
+      const found = deliveries.find((d) => d.message_id === m.id);
+      if (!found) throw new Error(`no delivery found for message ${m.message_id}`);
+      await api("POST", `/api/v1/deliveries/${found.id}/retry`, { wait: false });
+      await loadTask();
+    } catch (error) {
+      report(error);
+      button.disabled = false;
+    }
   }
 
   function renderThread(messages) {
