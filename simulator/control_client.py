@@ -144,7 +144,7 @@ class DeliveryJson(TypedDict):
     state: str
     attempts: int
     next_attempt_at: str | None
-    message_id: str
+    message_id: int | None  # the MessageJson id of the message delivered
     task_number: int | None
     outcome: str
     answer: DeliveryAnswerJson | None
