@@ -326,7 +326,4 @@ def wait() -> Response:
     found, near = wait_for(hub(), match, since=int(since), timeout=timeout)
     if found is None:
         raise WaitTimedOut(match, near, f"nothing matched {match.as_dict()} in {timeout:g} s")
-    response: Response = Response(
-        json.dumps(found.as_dict(), ensure_ascii=False), mimetype="application/json"
-    )
-    return response
+    return jsonify(found.as_dict())
