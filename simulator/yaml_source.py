@@ -98,5 +98,5 @@ def validate(doc: Located, schema: Mapping[str, Any]) -> None:
     # For oneOf/anyOf the most specific sub-error says what is really wrong.
     while error.context:
         error = sorted(error.context, key=lambda e: -len(list(e.path)))[0]
-    path = list(error.path)
+    path = list(error.absolute_path)  # context errors hold paths relative to their parent
     raise ConfigError(doc.source, doc.line(path), dotted(path) or "(top level)", error.message)
