@@ -93,9 +93,8 @@ def _validate(form: Form) -> tuple[str, list[Note]]:
     notes: list[Note] = []
     if form.get("cmd") != "newMessage":
         raise InvalidParameters(f"cmd is {form.get('cmd')!r}, not 'newMessage'")
-    for key in ("providerId",):
-        if not form.get(key):
-            raise InvalidParameters(f"{key} is missing or empty")
+    if not form.get("providerId"):
+        raise InvalidParameters("providerId is missing or empty")
     names, urls = form.getlist(ATTACHMENT_NAME), form.getlist(ATTACHMENT_URL)
     if len(names) != len(urls):
         raise InvalidParameters(f"{len(names)} attachments[name] but {len(urls)} attachments[url]")

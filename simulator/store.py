@@ -1491,6 +1491,12 @@ class Store:
                     now,
                 ),
             ).fetchone()
+            # Finished deliveries are bounded like the journal; pending ones are always kept.
+            if row["id"] > self.journal_retention:
+                db.execute(
+                    "DELETE FROM deliveries WHERE id <= ? AND state IN ('delivered', 'failed')",
+                    (row["id"] - self.journal_retention,),
+                )
             return self._delivery(db, row)
 
     def claim_deliveries(self, worker: str, limit: int, lease_margin: float = 30.0) -> list[int]:
