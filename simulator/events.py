@@ -140,7 +140,9 @@ class Hub:
     def _watch(self) -> None:
         store = self.store
         changed = store.changed
-        seen = store.last_event_id()
+        # None: the first pass always wakes the listeners, covering a write that landed
+        # between a listener's first query and this thread's start.
+        seen: int | None = None
         while True:
             with self._cond:
                 if self._listeners == 0 or self._stopping:
