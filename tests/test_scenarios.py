@@ -503,3 +503,32 @@ def test_export_by_ids_and_refuses_bad_ids(live_server: LiveServer) -> None:
     bad = client.send("GET", live_server.url + "/api/v1/journal/export?ids=1,x")
     assert bad.status == 400
     assert bad.json()["detail"] == "ids must be comma-separated integers"
+
+
+def test_planfix_url_sends_the_chat_side_to_another_planfix(
+    tmp_path: Path, live_server: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        "elsewhere.yaml",
+        """
+        name: the same checks against another Planfix
+        steps:
+          - send: {cmd: newMessage, providerId: demo, chatId: far, contactId: far,
+                   contactName: Una, message: hi}
+            expect: {status: 200, notes: none}
+          - send: {cmd: getTask, providerId: demo, chatId: far}
+            expect: {status: 200, body: {data: {number: {$type: integer}}}}
+        """,
+    )
+    elsewhere = live_server.url + "/webchat/api"
+    code = main(["run", str(path), "--planfix-url", elsewhere, "--planfix-token", PLANFIX_TOKEN])
+    assert code == 0, capsys.readouterr().out
+    journal = client.request_json("GET", live_server.url + "/api/v1/journal").json()
+    assert [(e["cmd"], e["chat_id"], e["status"]) for e in journal] == [
+        ("newMessage", "far", 200),
+        ("getTask", "far", 200),
+    ]
+    # Without the token the other Planfix refuses, and the scenario says so.
+    assert main(["run", str(path), "--planfix-url", elsewhere]) == 1
+    assert "status: expected 200, got 401" in capsys.readouterr().out
