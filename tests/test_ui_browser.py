@@ -59,14 +59,28 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab at 1280 px; any JavaScript dialog or page error fails the test."""
+def confirms() -> list[str]:
+    """Confirmations the test expects the page to ask for (accepted); other dialogs fail."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, confirms: list[str]) -> Iterator[Any]:
+    """A fresh tab at 1280 px; an unexpected JavaScript dialog or page error fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     dialogs: list[str] = []
     errors: list[str] = []
-    tab.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        if dialog.type == "confirm" and any(c in dialog.message for c in confirms):
+            dialog.accept()
+            return
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    tab.on("dialog", on_dialog)
     tab.on("pageerror", lambda e: errors.append(str(e)))
     yield tab
     context.close()
@@ -436,3 +450,40 @@ def test_copy_as_curl_replays_the_exchange(page: Any, live_server: LiveServer) -
     replayed = api(live_server, "GET", "/api/v1/journal")
     assert replayed[1]["form"] == replayed[0]["form"]
     assert replayed[1]["status"] == 200
+
+
+def test_settings_create_an_integration_inject_a_fault_and_reset(
+    page: Any, live_server: LiveServer, confirms: list[str]
+) -> None:
+    page.goto(live_server.url + "/settings")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.fill("#i-name", "shop-bot")
+    page.fill("#i-task-fields", "order_id, utm_source")
+    page.click("#integration-save")
+    expect(page.locator("#integration-list")).to_contain_text("shop-bot")
+    created = api(live_server, "GET", "/api/v1/integrations/shop-bot")
+    assert created["task_fields"] == ["order_id", "utm_source"]
+    expect(page.locator("#integration option", has_text="shop-bot")).to_have_count(1)
+
+    page.select_option("#integration", "default")
+    page.select_option("#fake_chat-status", "503")
+    page.fill("#fake_chat-count", "1")
+    page.click("#faults-form button[type=submit]")
+    expect(page.locator("#faults-current")).to_contain_text("503")
+
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {"chatId": "c-8", "contactId": "c-8", "contactName": "Flo", "message": "hello"},
+    )
+    page.goto(live_server.url + "/")
+    page.fill("#reply-text", "hi Flo")
+    page.press("#reply-text", "Enter")
+    expect(page.locator("#thread .msg-reply .reason")).to_contain_text("503")
+
+    page.goto(live_server.url + "/settings")
+    confirms.append("Forget everything")
+    page.click("#reset-all")
+    expect(page.locator("#toast")).to_contain_text("reset")
+    assert api(live_server, "GET", "/api/v1/tasks") == []

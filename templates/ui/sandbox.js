@@ -389,8 +389,8 @@
       el("span", { class: "avatar", "aria-hidden": "true" }, (who || "?").slice(0, 1).toUpperCase()),
       el("strong", {}, who),
       el("span", { class: "mono hint" }, ` chatId ${chat.chatId}`),
-      chat.contactPhone ? el("span", { class: "mono hint" }, ` · ${chat.contactPhone}`) : null,
     );
+    if (chat.contactPhone) identity.append(el("span", { class: "mono hint" }, `· ${chat.contactPhone}`));
   }
 
   $("chat-select").addEventListener("change", () => {

@@ -137,7 +137,8 @@
   }
 
   function showFaults(faults) {
-    $("faults-current").textContent = faults && Object.keys(faults).length
+    const active = faults && SIDES.some((side) => faults[side]);
+    $("faults-current").textContent = active
       ? JSON.stringify(faults, null, 2)
       : "No faults in force: both sides answer as the contract says.";
     for (const side of SIDES) {
