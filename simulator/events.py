@@ -241,10 +241,11 @@ def stream_events(
                 last_id = event.id
                 if integration_id is None or event.integration_id in (integration_id, None):
                     yield frame(event)
+                    # Only bytes written count as a sign of life: a filtered stream whose
+                    # integration is quiet still pings while others are busy.
+                    next_ping = time.monotonic() + ping_seconds
             if len(batch) == BATCH:
                 continue  # more are waiting: no sleep
-            if batch:
-                next_ping = time.monotonic() + ping_seconds
             remaining = next_ping - time.monotonic()
             if remaining <= 0:
                 yield ": ping\n\n"

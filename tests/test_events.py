@@ -567,3 +567,28 @@ def test_journal_ids_are_never_reused_so_since_stays_meaningful(live_server: Liv
     send_message(live_server.url, "c1", "two")
     after = request_json("GET", live_server.url + "/api/v1/journal").json()[-1]["id"]
     assert after > before
+
+
+def test_a_filtered_stream_keeps_pinging_while_other_integrations_are_busy(
+    live_server: LiveServer,
+) -> None:
+    created = request_json(
+        "POST", live_server.url + "/api/v1/integrations", {"name": "quiet"}
+    ).json()
+    with SSEClient(live_server.url, f"/api/v1/events?integration={created['id']}&ping=0.2") as c:
+        stop = threading.Event()
+
+        def busy() -> None:
+            n = 0
+            while not stop.is_set():
+                send_message(live_server.url, "busy", f"message {n}")
+                n += 1
+
+        worker = threading.Thread(target=busy, daemon=True)
+        worker.start()
+        try:
+            comments = c.comments_until("ping", 2)
+        finally:
+            stop.set()
+            worker.join(30)
+    assert comments.count("ping") == 2
