@@ -79,6 +79,7 @@ def _targets(config: pytest.Config) -> Targets:
         planfix_url=_option(config, "planfix_url"),
         integration_url=_option(config, "integration_url"),
         planfix_token=_option(config, "planfix_token"),
+        admin_token=_option(config, "simulator_admin_token"),
     )
 
 

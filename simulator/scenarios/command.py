@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +37,11 @@ def add_target_options(add: Any) -> None:
     add(
         "--simulator-url",
         help="use this running simulator instead of starting one in-process",
+    )
+    add(
+        "--simulator-admin-token",
+        default=os.environ.get("PLANFIX_SIM_ADMIN_TOKEN") or None,
+        help="admin token of the simulator's control API (default: $PLANFIX_SIM_ADMIN_TOKEN)",
     )
     add(
         "--planfix-token",
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         planfix_url=args.planfix_url,
         integration_url=args.integration_url,
         planfix_token=args.planfix_token,
+        admin_token=args.simulator_admin_token,
     )
 
     def show(scenario: Scenario, result: StepResult) -> None:

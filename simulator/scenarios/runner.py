@@ -34,6 +34,12 @@ class Targets:
     planfix_url: str | None = None
     integration_url: str | None = None
     planfix_token: str | None = None
+    admin_token: str | None = None
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """Headers of control-API calls (the admin token, when the simulator requires one)."""
+        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
 
     @property
     def webchat_url(self) -> str:
@@ -177,7 +183,9 @@ class Runner:
         self, state: _State | None, method: str, path: str, data: Any = None, *, ok: int = 200
     ) -> Any:
         url = self.targets.simulator_url.rstrip("/") + path
-        answer = client.request_json(method, url, data, timeout=self.timeout + 30)
+        answer = client.request_json(
+            method, url, data, timeout=self.timeout + 30, headers=self.targets.control_headers
+        )
         exchange = Exchange(
             method,
             url,
@@ -465,7 +473,9 @@ class Runner:
             match["status"] = int(match["status"])
         url = self.targets.simulator_url.rstrip("/") + "/api/v1/wait"
         request = {"match": match, "timeout": timeout, "since": state.mark}
-        answer = client.request_json("POST", url, request, timeout=timeout + 30)
+        answer = client.request_json(
+            "POST", url, request, timeout=timeout + 30, headers=self.targets.control_headers
+        )
         state.exchanges.append(
             Exchange("POST", url, json.dumps(request), answer.status, answer.text, answer.error)
         )
