@@ -36,7 +36,6 @@ from simulator.domain import (
     ATTACHMENT_NAME,
     ATTACHMENT_URL,
     TOKEN_FIELD,
-    Attachment,
     Form,
     Integration,
     Note,
@@ -472,8 +471,3 @@ def chats() -> Response:
 def install(services: dict[str, Any], store: Store) -> None:
     """Register the fake chat's background reporter (its thread starts on first use)."""
     services[SERVICE] = Reporter(store)
-
-
-def attachments_of(data: dict[str, Any]) -> list[Attachment]:
-    """`[{name, url}]` of a control-API body as attachments."""
-    return [Attachment(a["name"], a["url"]) for a in data.get("attachments", [])]

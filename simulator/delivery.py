@@ -31,7 +31,7 @@ from simulator.domain import (
     default_task_title,
     task_email,
 )
-from simulator.errors import BadRequest
+from simulator.errors import BadRequest, NotFound
 from simulator.faults import REQUEST_HEADER
 from simulator.records import DeliveryRecord, MessageRecord
 from simulator.settings import Settings
@@ -376,6 +376,8 @@ class DeliveryWorker:
                     return
                 try:
                     attempt(self.store, self.base_url(), delivery_id, self.worker_id)
+                except NotFound:
+                    pass  # a reset removed the delivery (or its integration) meanwhile
                 except Exception as exc:  # a bug: the lease expires and the delivery is retried
                     self.errors.append(exc)
                     log.exception("delivery %s: attempt failed", delivery_id)

@@ -12,6 +12,7 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -141,18 +142,24 @@ def take(store: Store, integration_id: int, side: str) -> Injected | None:
     )
 
 
-def drop_connection() -> None:
-    """Close the request's connection so the client gets no answer at all.
+def dropped_response() -> Response:
+    """A response that closes the connection instead of answering.
 
-    Werkzeug's server puts the socket in the environ as `werkzeug.socket`; after a shutdown its
-    write of the response fails with a ConnectionError, which it treats as a dropped client.
-    Other servers have no such key: there the fault raises, which they answer as an error.
+    Werkzeug's server puts the socket in the environ as `werkzeug.socket`. The socket is shut
+    when the server starts sending the body, that is after the app has journaled the exchange;
+    the server's write then fails with a ConnectionError, which it treats as a dropped client.
+    Servers without that key get a ConnectionAbortedError, answered as their errors are.
     """
     sock = request.environ.get("werkzeug.socket")
     if sock is None:
         raise ConnectionAbortedError("fault: drop (the server exposes no socket)")
-    with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+
+    def body() -> Iterator[bytes]:
+        with suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        yield b""
+
+    return Response(body(), status=200)
 
 
 def apply(fault: Injected, store: Store) -> Response | None:
@@ -163,8 +170,7 @@ def apply(fault: Injected, store: Store) -> Response | None:
     if request_id and request.headers.get(ORIGIN_HEADER) == store.instance_id:
         store.put_fault_mark(request_id, fault.label)
     if fault.drop:
-        drop_connection()
-        return Response(b"", status=200)  # never reaches the client: the socket is shut
+        return dropped_response()
     if fault.status is None and not fault.malformed:
         return None
     status = fault.status or 200

@@ -170,7 +170,7 @@ class DeliveryRecord:
     message_pk: int | None
     task_number: int | None
     outcome: str  # the contract note of the last attempt; "" when delivered
-    answer: dict[str, Any] | None  # {status, body} of the last attempt that got an answer
+    answer: dict[str, Any] | None  # {status, body} of the last attempt; None: no answer
     form: list[list[str]]
     journal_ids: list[int]
     created_at: str

@@ -159,16 +159,21 @@ def test_sandbox_with_no_config_round_trip_with_ticks(live_server: LiveServer) -
     assert item["messageId"] == result["message"]["message_id"]
     assert item["taskEmail"] == f"task+{task['number']}@test.planfix.com"
 
-    def read() -> dict[str, Any] | None:
-        message = api(live_server, "GET", f"/api/v1/tasks/{task['number']}")["messages"][-1]
-        return message if message["status"] == "read" else None
-
-    wait_until(read)
-    statuses = [
-        dict(tuple(p) for p in e["form"])["messageStatus"]
-        for e in api(live_server, "GET", "/api/v1/journal?cmd=messageStatus")
+    # The ticks come after the answer, from the fake chat's own thread.
+    reports = wait_until(
+        lambda: (
+            (found := api(live_server, "GET", "/api/v1/journal?cmd=messageStatus"))
+            and len(found) == 2
+            and found
+        )
+    )
+    assert [dict(tuple(p) for p in e["form"])["messageStatus"] for e in reports] == [
+        "sent",
+        "read",
     ]
-    assert statuses == ["sent", "read"]
+    assert {dict(tuple(p) for p in e["form"])["messageId"] for e in reports} == {item["messageId"]}
+    message = api(live_server, "GET", f"/api/v1/tasks/{task['number']}")["messages"][-1]
+    assert message["status"] == "read"
     # One exchange, one entry: the fake chat does not journal the simulator's own delivery.
     to_chat = api(live_server, "GET", "/api/v1/journal?direction=to_chat")
     assert [(e["party"], e["delivery_id"]) for e in to_chat] == [
