@@ -70,7 +70,9 @@ def failure_text(result: ScenarioResult) -> str:
         if exchange.error:
             lines.append(f"  answer: {exchange.error}")
         else:
-            lines.append(f"  answer: {exchange.status} {_clip(exchange.answer) or '(empty body)'}")
+            lines.append(
+                f"  answer: {exchange.status} {_clip(exchange.answer.strip()) or '(empty body)'}"
+            )
     return "\n".join(lines)
 
 

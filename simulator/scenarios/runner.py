@@ -197,7 +197,7 @@ class Runner:
         if state is not None:
             state.exchanges.append(exchange)
         if answer.status not in (ok, 200, 201):
-            problem = answer.error or f"answered {answer.status}: {answer.text[:500]}"
+            problem = answer.error or f"answered {answer.status}: {answer.text[:500].strip()}"
             raise StepError(f"{method} {path}: {problem}", (exchange,))
         return answer.json_or_none()
 
