@@ -489,6 +489,11 @@ def test_export_templates_what_the_old_session_assigned(live_server: LiveServer)
         if s.get("send", {}).get("chatId") == "c-1" and s["send"]["cmd"] == "getTask"
     )
     assert get_task["expect"] == {"status": 200, "body": {"data": {"number": {"$type": "integer"}}}}
+    first = next(s for s in steps if "first_message" in s)
+    assert {"{{ response.chatId }}", "{{ response.contactId }}"} <= set(first["save"].values())
+    answer = next(s for s in steps if s.get("send", {}).get("providerId") == "fakechat")
+    assert answer["send"]["chatId"].startswith("{{ chat_")
+    assert answer["send"]["contactId"].startswith("{{ contact_")
     bad_token = steps[-1]
     assert bad_token["send"]["planfix_token"] == "x"  # a wrong token stays as recorded
     assert bad_token["expect"]["status"] == 401

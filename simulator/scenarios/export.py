@@ -28,6 +28,8 @@ from simulator.settings import FAKE_CHAT_URL, integration_as_dict
 SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenario.schema.json`
 # Keys whose numbers Planfix assigns: a fresh simulator numbers differently.
 _ASSIGNED = frozenset({"number"})
+# Form fields whose values Planfix or the integration handed out during the session.
+_ASSIGNED_IDS = ("messageId", "chatId", "contactId")
 
 
 @dataclass
@@ -86,7 +88,7 @@ def _send_step(state: _Export, entry: JournalEntry) -> dict[str, Any]:
                 continue
             value = "{{ planfix_token }}"
         else:
-            value = state.templates.get(value, value) if key in ("messageId", "chatId") else value
+            value = state.templates.get(value, value) if key in _ASSIGNED_IDS else value
         if key in fields:
             previous = fields[key]
             fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
@@ -154,10 +156,11 @@ def _delivery_step(
         state.templates[message_id] = f"{{{{ message_{number} }}}}"
     if first:
         parsed = _json_or_none(final.response_body)
-        assigned = parsed.get("chatId") if isinstance(parsed, dict) else None
-        if isinstance(assigned, str) and assigned:
-            save[f"chat_{number}"] = "{{ response.chatId }}"
-            state.templates[assigned] = f"{{{{ chat_{number} }}}}"
+        for key, prefix in (("chatId", "chat"), ("contactId", "contact")):
+            assigned = parsed.get(key) if isinstance(parsed, dict) else None
+            if isinstance(assigned, str) and assigned:
+                save[f"{prefix}_{number}"] = f"{{{{ response.{key} }}}}"
+                state.templates[assigned] = f"{{{{ {prefix}_{number} }}}}"
     if save:
         step["save"] = save
     return step

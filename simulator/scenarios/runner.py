@@ -49,7 +49,8 @@ class Targets:
     @property
     def planfix_is_simulator(self) -> bool:
         """Whether send steps reach this simulator (so its journal shows their contract notes)."""
-        return self.planfix_url is None or self.planfix_url.startswith(self.simulator_url)
+        own = self.simulator_url.rstrip("/") + "/"
+        return self.planfix_url is None or self.planfix_url.startswith(own)
 
 
 @dataclass(frozen=True)
