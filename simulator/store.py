@@ -296,6 +296,8 @@ class Store:
         # thread per client, so connections of ended threads are closed as new ones open.
         self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._integrations_cache: tuple[str, list[Integration]] | None = None
         # Wakes SSE streams and waiters of this process at once; others poll the events table.
         self.changed = threading.Condition()
         with self._write() as db:
@@ -320,9 +322,12 @@ class Store:
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            # Switching to WAL takes an exclusive lock; worker processes opening a file that is
+            # already WAL (the CLI creates it first) must not race for it.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
             with self._lock:
                 kept = []
@@ -344,13 +349,17 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        # Threads of one process queue on a mutex: SQLite's busy handler would make them sleep
+        # and poll (up to 100 ms a try), which is what made p99 latency jump under load.
+        # Other processes still meet at BEGIN IMMEDIATE.
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         with self.changed:
             self.changed.notify_all()
 
@@ -472,6 +481,7 @@ class Store:
                 )
                 created = replace(item, id=int(cur.lastrowid or 0))
                 self._emit(db, "integration.created", created.id, name=created.name)
+                self._bump_integrations(db)
         except sqlite3.IntegrityError as exc:
             raise BadRequest("an integration with that name or planfix_token exists") from exc
         return created
@@ -489,6 +499,7 @@ class Store:
                 if cur.rowcount == 0:
                     raise NotFound(f"integration {item.id}")
                 self._emit(db, "integration.changed", item.id, name=item.name)
+                self._bump_integrations(db)
         except sqlite3.IntegrityError as exc:
             raise BadRequest("an integration with that name or planfix_token exists") from exc
         return item
@@ -522,11 +533,33 @@ class Store:
             row = db.execute("SELECT * FROM integrations WHERE name = ?", (name,)).fetchone()
         return self._integration(row) if row else None
 
+    @staticmethod
+    def _bump_integrations(db: sqlite3.Connection) -> None:
+        # Every process caches integrations for token lookups; this counter tells them to reload.
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('integrations_version', '1')"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def _integrations_cached(self) -> list[Integration]:
+        # Every /webchat/api request looks its token up: one indexed read of the version
+        # instead of reading and decoding every integration.
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'integrations_version'").fetchone()
+            version = str(row[0]) if row else ""
+            cached = self._integrations_cache
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = db.execute("SELECT * FROM integrations ORDER BY id").fetchall()
+        items = [self._integration(r) for r in rows]
+        self._integrations_cache = (version, items)
+        return items
+
     def integration_by_token(self, planfix_token: str) -> Integration | None:
         """The integration whose Planfix token this is, compared in constant time."""
         found: Integration | None = None
         given = planfix_token.encode()
-        for item in self.integrations():
+        for item in self._integrations_cached():
             # Compare against every integration so timing does not reveal which one matched.
             if hmac.compare_digest(item.planfix_token.encode(), given):
                 found = item
