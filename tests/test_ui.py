@@ -163,3 +163,12 @@ def test_the_pages_own_requests_and_plain_clients_pass(
     response = client.post("/api/v1/tasks/1000/complete", json={}, headers=headers)
     assert response.status_code == 200
     assert response.get_json()["status"] == "completed"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_input_has_a_label(client: FlaskClient, path: str) -> None:
+    page = parse(client.get(path).get_data(as_text=True))
+    labelled = {a.get("for") for t, a in page.tags if t == "label"}
+    for tag, attrs in page.tags:
+        if tag in ("input", "select", "textarea") and attrs.get("type") != "hidden":
+            assert attrs.get("id") in labelled or attrs.get("aria-label"), (tag, attrs)

@@ -465,7 +465,8 @@ def test_settings_create_an_integration_inject_a_fault_and_reset(
     assert created["task_fields"] == ["order_id", "utm_source"]
     expect(page.locator("#integration option", has_text="shop-bot")).to_have_count(1)
 
-    page.select_option("#integration", "default")
+    expect(page.locator("#integration")).to_have_value("1")  # faults of "default"
+    expect(page.locator("#faults-form")).to_have_attribute("data-integration", "1")
     page.select_option("#fake_chat-status", "503")
     page.fill("#fake_chat-count", "1")
     page.click("#faults-form button[type=submit]")

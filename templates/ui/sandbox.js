@@ -201,6 +201,7 @@
         retry.addEventListener("click", () => retryDelivery(m, retry));
         line.append(retry);
       }
+      if (m.message_id) line.append(el("span", { class: "mono", title: "Planfix's messageId" }, `#${m.message_id}`));
       if (m.status) {
         const [sicon, sword] = STATUS[m.status] || ["✓", m.status];
         line.append(
@@ -602,6 +603,7 @@
   });
 
   Sim.enterSends($("reply-text"));
+  Sim.enterSends($("first-text"));
   Sim.enterSends($("chat-text"));
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -136,11 +136,14 @@
     return Object.keys(fault).length ? fault : null;
   }
 
-  function showFaults(faults) {
+  function showFaults(faults, fillForm) {
     const active = faults && SIDES.some((side) => faults[side]);
     $("faults-current").textContent = active
       ? JSON.stringify(faults, null, 2)
       : "No faults in force: both sides answer as the contract says.";
+    // Live updates (a fault's count running down) must not clobber what the user is typing.
+    if (!fillForm) return;
+    $("faults-form").dataset.integration = integration();
     for (const side of SIDES) {
       const f = (faults && faults[side]) || {};
       $(`${side}-status`).value = f.status ? String(f.status) : "";
@@ -152,10 +155,10 @@
     }
   }
 
-  async function loadFaults() {
+  async function loadFaults(fillForm) {
     if (!integration()) return;
     try {
-      showFaults(await api("GET", `/api/v1/integrations/${integration()}/faults`));
+      showFaults(await api("GET", `/api/v1/integrations/${integration()}/faults`), fillForm);
     } catch (error) {
       if (error.status === 404) $("faults-current").textContent = "Faults are not available in this build.";
       else throw error;
@@ -172,7 +175,7 @@
     try {
       await api("PUT", `/api/v1/integrations/${integration()}/faults`, payload);
       toast("Faults applied", "ok");
-      await loadFaults();
+      await loadFaults(true);
     } catch (error) {
       report(error);
     }
@@ -180,7 +183,7 @@
   $("faults-clear").addEventListener("click", async () => {
     try {
       await api("DELETE", `/api/v1/integrations/${integration()}/faults`);
-      await loadFaults();
+      await loadFaults(true);
     } catch (error) {
       report(error);
     }
@@ -207,16 +210,17 @@
     }
   });
 
-  Sim.onIntegration(() => loadFaults().catch(report));
+  Sim.onIntegration(() => loadFaults(true).catch(report));
   Sim.live.on((kind) => {
     if (kind.startsWith("integration")) loadIntegrations().catch(report);
-    else if (kind === "faults.changed" || kind === "reset") loadFaults().catch(report);
+    else if (kind === "faults.changed") loadFaults(false).catch(report);
+    else if (kind === "reset") loadFaults(true).catch(report);
     else if (kind === "employee.changed") loadEmployees().catch(report);
-    else if (kind === "open") Promise.all([loadIntegrations(), loadEmployees(), loadFaults()]).catch(report);
+    else if (kind === "open") Promise.all([loadIntegrations(), loadEmployees(), loadFaults(false)]).catch(report);
   });
 
   document.addEventListener("DOMContentLoaded", () => {
     fill(null);
-    Promise.all([loadIntegrations(), loadEmployees(), loadFaults()]).catch(report);
+    Promise.all([loadIntegrations(), loadEmployees(), loadFaults(true)]).catch(report);
   });
 })();
