@@ -494,3 +494,16 @@ def test_delivery_events_report_the_outcome(live_server: LiveServer, stub: Integ
     assert [(e.data["id"], e.data["state"]) for e in events] == [(failed["id"], "failed")]
     assert events[0].data["outcome"] == failed["outcome"]
     assert _calls_with(stub, "messageId")
+
+
+def test_tls_error_fails_with_its_note(live_server: LiveServer, stub: IntegrationStub) -> None:
+    # The stub speaks plain HTTP: an https URL to it fails in the TLS handshake.
+    integration = add_integration(live_server, stub.url.replace("http://", "https://"))
+    number = customer_writes(live_server, integration, "chat-t")
+
+    delivery = reply(live_server, number)["delivery"]
+
+    assert delivery["state"] == "failed"
+    assert delivery["outcome"].startswith("TLS error: ")
+    entry = api(live_server, "GET", f"/api/v1/journal/{delivery['journal_ids'][0]}")
+    assert entry["error"].startswith("tls: ")
