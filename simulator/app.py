@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from simulator import control_api, planfix_api
 from simulator.context import EXTENSION, Runtime, runtime
@@ -67,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         static_folder=None,
     )
     app.testing = testing
+    # Ids in URLs are SQLite integers: a larger number matches no route (404), not a 500.
+    app.url_map.converters["int"] = SqliteInt
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -92,6 +95,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_guards(app)
     _register_error_handlers(app)
     return app
+
+
+class SqliteInt(IntegerConverter):
+    """`<int:…>` limited to what SQLite can store."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _register_guards(app: Flask) -> None:

@@ -45,8 +45,12 @@ def resolve_integration(ref: str | int | None) -> Integration | None:
     if ref is None or ref == "":
         return None
     store = runtime().store
-    if isinstance(ref, int) or str(ref).isdigit():
-        return store.integration(int(ref))
+    # isascii: str.isdigit() also holds for '²', which int() refuses.
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit()):
+        number = int(ref)
+        if not 0 <= number < 2**63:  # beyond SQLite's integers: no such id
+            raise NotFound(f"integration {ref!r}")
+        return store.integration(number)
     found = store.integration_by_name(str(ref))
     if found is None:
         raise NotFound(f"integration {ref!r}")

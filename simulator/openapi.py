@@ -211,11 +211,10 @@ def build_spec() -> dict[str, Any]:
             "413": _error("Request body too large"),
         },
     }
-    not_post = {
-        "summary": "Only POST is allowed",
-        "responses": {"405": _error("Method not allowed")},
-    }
-    webchat = {"post": planfix_op, "get": not_post}
+    # Only POST is an operation: any other method answers 405 with `Allow: POST`, so listing
+    # GET here would tell clients (and Schemathesis) that GET is supported.
+    planfix_op["description"] = "Any other method answers 405 with `Allow: POST`."
+    webchat = {"post": planfix_op}
     paths: dict[str, Any] = {
         "/webchat/api": webchat,
         "/chat/api": webchat,
@@ -293,6 +292,11 @@ def build_spec() -> dict[str, Any]:
                     _query("status", {"type": "integer"}, "Only this HTTP status"),
                     _query("since", {"type": "integer"}, "Only entries after this id"),
                     _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                    _query(
+                        "reveal",
+                        {"type": "string", "enum": ["1", "true"]},
+                        "Show planfix_token/token values unmasked",
+                    ),
                 ],
                 errors=("400", "404"),
             ),
@@ -324,7 +328,8 @@ def build_spec() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "A scenario document (see `planfix-sim schema`)",
-                        "content": {"application/yaml": {"schema": {"type": "string"}}},
+                        # YAML parses to a mapping (clients such as Schemathesis parse it).
+                        "content": {"application/yaml": {"schema": {"type": "object"}}},
                     },
                     "400": _error("Invalid request"),
                     "404": _error("Not found"),
