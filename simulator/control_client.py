@@ -394,8 +394,9 @@ class ControlClient:
         status: int | None = None,
         since: int | None = None,
         limit: int | None = None,
+        reveal: bool = False,
     ) -> list[JournalEntryJson]:
-        """Journal entries, oldest first."""
+        """Journal entries, oldest first; tokens in forms are masked unless `reveal`."""
         query = _drop_none(
             integration=integration,
             cmd=cmd,
@@ -403,6 +404,7 @@ class ControlClient:
             status=status,
             since=since,
             limit=limit,
+            reveal="1" if reveal else None,
         )
         return cast(list[JournalEntryJson], self.call("GET", "/api/v1/journal", query=query))
 

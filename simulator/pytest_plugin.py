@@ -234,9 +234,9 @@ class PlanfixSandbox:
         status: int | None = None,
         since: int | None = None,
     ) -> list[JournalEntryJson]:
-        """This integration's exchanges, oldest first."""
+        """This integration's exchanges, oldest first (the test's own tokens unmasked)."""
         return self.control.journal(
-            self.id, cmd=cmd, direction=direction, status=status, since=since
+            self.id, cmd=cmd, direction=direction, status=status, since=since, reveal=True
         )
 
     # -- waiting and asserting --------------------------------------------------------------
@@ -325,7 +325,7 @@ class PlanfixSandbox:
 
 def _short(entry: Mapping[str, Any]) -> str:
     form = entry.get("form") or []
-    shown = ", ".join(f"{k}={v[:40]!r}" for k, v in form if k != "planfix_token")
+    shown = ", ".join(f"{k}={v[:40]!r}" for k, v in form if k not in ("planfix_token", "token"))
     return (
         f"#{entry.get('id')} {entry.get('direction')} {entry.get('cmd') or '?'} "
         f"→ {entry.get('status')}: {shown}"

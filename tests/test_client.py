@@ -41,7 +41,7 @@ def planfix(control: ControlClient) -> PlanfixClient:
 
 def last_form(control: ControlClient, token: str) -> list[list[str]]:
     [integration] = [i for i in control.integrations() if i["planfix_token"] == token]
-    return control.journal(integration["id"])[-1]["form"]
+    return control.journal(integration["id"], reveal=True)[-1]["form"]
 
 
 def test_new_message_sends_wire_names_in_order(
@@ -206,3 +206,23 @@ def test_one_transport(server: LiveServer) -> None:
     answer = send("GET", server.url + "/api/v1/status")
     assert answer.status == 200
     assert answer.json()["base_url"] == server.url
+
+
+def test_admin_token_travels_as_a_bearer_header() -> None:
+    with LiveServer({"testing": True, "admin_token": "let-me-in"}) as guarded:
+        with pytest.raises(ControlError) as refused:
+            ControlClient(guarded.url).integrations()
+        assert refused.value.status == 401
+        assert ControlClient(guarded.url, "let-me-in").integrations()[0]["name"] == "default"
+        # The Planfix side stays open to integrations.
+        token = ControlClient(guarded.url, "let-me-in").integrations()[0]["planfix_token"]
+        assert PlanfixClient(guarded.url + "/webchat/api", token).get_task("none").status == 400
+
+
+def test_journal_masks_tokens_unless_revealed(control: ControlClient) -> None:
+    made = control.create_integration()
+    PlanfixClient(control.planfix_url, made["planfix_token"]).get_task("c")
+    masked = dict(control.journal(made["id"])[-1]["form"])
+    revealed = dict(control.journal(made["id"], reveal=True)[-1]["form"])
+    assert revealed["planfix_token"] == made["planfix_token"]
+    assert masked["planfix_token"] != made["planfix_token"]
