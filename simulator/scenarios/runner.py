@@ -414,7 +414,9 @@ class Runner:
         active = [t for t in found if t["status"] == "active"] or found
         return int(max(active, key=lambda t: t["number"])["number"])
 
-    def _delivery_response(self, state: _State, data: dict[str, Any]) -> dict[str, Any]:
+    def _delivery_response(
+        self, state: _State, data: dict[str, Any], *, with_notes: bool
+    ) -> dict[str, Any]:
         delivery = data.get("delivery") or {}
         answer = delivery.get("answer") or {}
         text = answer.get("body") or ""
@@ -422,7 +424,9 @@ class Runner:
         notes: list[dict[str, Any]] = []
         if delivery.get("outcome"):
             notes.append({"code": "delivery", "text": delivery["outcome"]})
-        for entry_id in delivery.get("journal_ids") or []:
+        # Reading the journal costs a request per attempt: only when the step checks notes.
+        entry_ids = (delivery.get("journal_ids") or []) if with_notes else []
+        for entry_id in entry_ids:
             entry = self._control(state, "GET", f"/api/v1/journal/{entry_id}")
             notes.extend(entry.get("notes") or [])
         return {
@@ -445,14 +449,14 @@ class Runner:
         payload = {k: body[k] for k in ("message", "employee", "attachments", "wait") if k in body}
         payload.setdefault("wait", True)
         data = self._control(state, "POST", f"/api/v1/tasks/{quote(str(task))}/replies", payload)
-        response = self._delivery_response(state, data)
+        response = self._delivery_response(state, data, with_notes="notes" in step.expect)
         response["task"] = int(task) if str(task).isdigit() else task
         return response
 
     def _first_message(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
         payload = {"integration": state.integration["id"], **body}
         data = self._control(state, "POST", "/api/v1/first-messages", payload)
-        return self._delivery_response(state, data)
+        return self._delivery_response(state, data, with_notes="notes" in step.expect)
 
     def _await(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
         timeout = float(body.get("timeout", 10))
