@@ -187,7 +187,7 @@
   $("export").addEventListener("click", async () => {
     const ids = [...state.selected].sort((a, b) => a - b);
     try {
-      const response = await fetch(`/api/v1/journal/export?ids=${ids.join(",")}`, { credentials: "same-origin" });
+      const response = await fetch(`/api/v1/journal/export?ids=${ids.join(",")}`, { credentials: "same-origin", headers: Sim.authHeaders() });
       const text = await response.text();
       if (!response.ok) {
         let message = text;
