@@ -92,6 +92,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(delivery_api.bp)
     app.register_blueprint(chat_endpoint.bp)
     delivery_api.install(app)
+    from simulator import security
+
+    security.register(app)
     _register_guards(app)
     _register_error_handlers(app)
     return app

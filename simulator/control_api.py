@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from jsonschema import Draft202012Validator
 
-from simulator import __version__
+from simulator import __version__, security
 from simulator.context import runtime
 from simulator.domain import Employee, Integration
 from simulator.errors import BadRequest, NotFound
@@ -200,7 +200,11 @@ def journal_query() -> JournalQuery:
 @bp.get("/journal")
 def journal() -> Response:
     """Journal entries, oldest first; filters: integration, cmd, direction, status, since, limit."""
-    return jsonify([e.as_dict() for e in runtime().store.journal(journal_query())])
+    entries = [e.as_dict() for e in runtime().store.journal(journal_query())]
+    # Tokens are masked unless asked for: journals end up in CI logs and screenshots.
+    if request.args.get("reveal") not in ("1", "true"):
+        entries = [security.mask_entry(e) for e in entries]
+    return jsonify(entries)
 
 
 @bp.get("/journal/<int:entry_id>")
