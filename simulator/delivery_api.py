@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
-from simulator import chat_endpoint, delivery, faults
+from simulator import chat_endpoint, delivery, faults, security
 from simulator.context import runtime
 from simulator.control_api import integration_filter, json_body, resolve_integration
 from simulator.delivery import DeliveryWorker
@@ -95,7 +95,7 @@ def reply(number: int) -> Response:
     settled = _settle(queued, integration, data.get("wait", True))
     return jsonify(
         message=rt.store.message(message.pk).as_dict(),
-        delivery=settled.as_dict(),
+        delivery=_shown(settled),
     )
 
 
@@ -125,11 +125,19 @@ def first_message() -> Response:
         chat_id, contact_id = answer["chatId"], answer["contactId"]
     return jsonify(
         message=rt.store.message(message.pk).as_dict(),
-        delivery=settled.as_dict(),
+        delivery=_shown(settled),
         task=settled.task_number if settled.state == "delivered" else None,
         chatId=chat_id,
         contactId=contact_id,
     )
+
+
+def _shown(found: DeliveryRecord) -> dict[str, Any]:
+    """A delivery's JSON; tokens in its form masked unless `?reveal=1` (as in the journal)."""
+    shown = found.as_dict()
+    if request.args.get("reveal") not in ("1", "true"):
+        shown["form"] = security.mask_form(shown["form"])
+    return shown
 
 
 def _limit() -> int:
@@ -143,13 +151,13 @@ def _limit() -> int:
 def list_deliveries() -> Response:
     """Deliveries, newest first; `?integration=` filters, `?limit=` bounds."""
     found = runtime().store.deliveries(integration_filter(), _limit())
-    return jsonify([d.as_dict() for d in found])
+    return jsonify([_shown(d) for d in found])
 
 
 @bp.get("/deliveries/<int:delivery_id>")
 def get_delivery(delivery_id: int) -> Response:
     """One delivery with its attempts' journal ids."""
-    return jsonify(runtime().store.delivery(delivery_id).as_dict())
+    return jsonify(_shown(runtime().store.delivery(delivery_id)))
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
@@ -159,7 +167,7 @@ def retry_delivery(delivery_id: int) -> Response:
     store = runtime().store
     queued = store.request_retry(delivery_id)
     integration = store.integration(queued.integration_id)
-    return jsonify(_settle(queued, integration, data.get("wait", True)).as_dict())
+    return jsonify(_shown(_settle(queued, integration, data.get("wait", True))))
 
 
 # -- faults ------------------------------------------------------------------------------------

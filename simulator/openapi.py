@@ -655,6 +655,7 @@ SCHEMAS.update(
 
 def _delivery_paths() -> dict[str, Any]:
     delivery_id = _path("delivery_id", {"type": "integer"})
+    reveal = _query("reveal", {"enum": ["1", "true"]}, "Show token values in forms unmasked")
     faults_body = {
         "type": "object",
         "properties": {
@@ -746,12 +747,13 @@ def _delivery_paths() -> dict[str, Any]:
                 params=[
                     INTEGRATION_FILTER,
                     _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                    reveal,
                 ],
                 errors=("400", "404"),
             ),
         },
         "/api/v1/deliveries/{delivery_id}": {
-            "get": _op("One delivery", _ref("Delivery"), params=[delivery_id]),
+            "get": _op("One delivery", _ref("Delivery"), params=[delivery_id, reveal]),
         },
         "/api/v1/deliveries/{delivery_id}/retry": {
             "post": _op(

@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from simulator.context import runtime
+from simulator.server import LiveServer
 
 T = TypeVar("T")
 
@@ -147,3 +151,21 @@ def stub_server() -> Iterator[IntegrationStub]:
     stub = IntegrationStub()
     yield stub
     stub.stop()
+
+
+def background_errors(server: LiveServer) -> list[BaseException]:
+    """Exceptions raised in the server's delivery worker and fake-chat reporter (bugs)."""
+    assert server.app is not None
+    services = runtime(server.app).services
+    return [*services["delivery"].errors, *services["fake_chat_reporter"].errors]
+
+
+@pytest.fixture(autouse=True)
+def _no_background_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose live server's background threads raised."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    server: LiveServer = request.getfixturevalue("live_server")
+    yield
+    assert background_errors(server) == []

@@ -10,7 +10,13 @@ import pytest
 from simulator.client import post_form, request_json
 from simulator.context import runtime
 from simulator.server import LiveServer
-from tests.chat_stub import IntegrationStub, json_answer, stub_server, wait_until
+from tests.chat_stub import (
+    IntegrationStub,
+    _no_background_errors,  # noqa: F401 - autouse fixture
+    json_answer,
+    stub_server,
+    wait_until,
+)
 from tests.conftest import CHAT_TOKEN, PLANFIX_TOKEN
 
 # The documentation's sample call from Planfix to a chat (seed/…script-examples.txt), verbatim.

@@ -14,6 +14,8 @@ from simulator.server import LiveServer
 from tests.chat_stub import (
     Call,
     IntegrationStub,
+    _no_background_errors,  # noqa: F401 - autouse fixture
+    background_errors,
     drop,
     hang,
     json_answer,
@@ -124,7 +126,7 @@ def test_reply_carries_every_field_in_order(live_server: LiveServer, stub: Integ
     assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert live_server.app is not None
     assert call.headers["X-Planfix-Sim-Origin"] == runtime(live_server.app).store.instance_id
-    [entry] = [journal(live_server)[-1]]
+    [entry] = [journal(live_server, reveal=1)[-1]]
     assert entry["id"] in delivery["journal_ids"]
     assert (entry["direction"], entry["party"], entry["status"]) == ("to_chat", "planfix", 200)
     assert entry["delivery_id"] == delivery["id"]
@@ -452,6 +454,7 @@ def test_deliveries_survive_a_restart(tmp_path: Path, stub: IntegrationStub) -> 
             )
         )
         second.check()
+        assert background_errors(first) == background_errors(second) == []
     assert done["attempts"] == 2
     assert [c.get("chatId") for c in stub.calls] == ["chat-p", "chat-p"]
 
@@ -471,6 +474,7 @@ def test_two_processes_share_the_work_each_delivery_once(
         )
         one.check()
         two.check()
+        assert background_errors(one) == background_errors(two) == []
     ids = [c.get("messageId") for c in stub.calls]
     assert len(ids) == 12
     assert len(set(ids)) == 12
@@ -507,3 +511,19 @@ def test_tls_error_fails_with_its_note(live_server: LiveServer, stub: Integratio
     assert delivery["outcome"].startswith("TLS error: ")
     entry = api(live_server, "GET", f"/api/v1/journal/{delivery['journal_ids'][0]}")
     assert entry["error"].startswith("tls: ")
+
+
+def test_delivery_forms_mask_the_token_unless_revealed(
+    live_server: LiveServer, stub: IntegrationStub
+) -> None:
+    integration = add_integration(live_server, stub.url)
+    number = customer_writes(live_server, integration, "chat-m")
+    delivery_id = reply(live_server, number)["delivery"]["id"]
+    token = integration["token"]
+
+    masked = api(live_server, "GET", f"/api/v1/deliveries/{delivery_id}")
+    revealed = api(live_server, "GET", f"/api/v1/deliveries/{delivery_id}?reveal=1")
+
+    assert ["token", f"{token[:4]}\u2026{token[-4:]}"] in masked["form"]
+    assert ["token", token] in revealed["form"]
+    assert token not in str(api(live_server, "GET", "/api/v1/deliveries"))

@@ -10,6 +10,7 @@ import pytest
 
 from simulator.client import Answer, post_form, request_json
 from simulator.server import LiveServer
+from tests.chat_stub import _no_background_errors  # noqa: F401 - autouse fixture
 from tests.conftest import PLANFIX_TOKEN
 from tests.test_chat_endpoint import SEED_SAMPLE
 
