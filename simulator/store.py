@@ -599,6 +599,14 @@ class Store:
         now, or None; doing it inside the write lock keeps counts and seeded draws exact when
         several processes share the store.
         """
+        # Most calls have no plan: a read answers them without taking the write lock (and
+        # without waking every SSE stream, as each commit does).
+        with self._read() as db:
+            row = db.execute(
+                "SELECT faults FROM integrations WHERE id = ?", (integration_id,)
+            ).fetchone()
+        if row is None or not json.loads(row["faults"]).get(side):
+            return None
         with self._write() as db:
             row = db.execute(
                 "SELECT faults FROM integrations WHERE id = ?", (integration_id,)
