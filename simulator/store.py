@@ -1901,6 +1901,13 @@ class Store:
 
     def take_fault_mark(self, request_id: str) -> str:
         """The fault injected into the sender's own call `request_id` ("" when none)."""
+        with self._read() as db:
+            # Usually there is none: a read then spares the write lock.
+            found = db.execute(
+                "SELECT 1 FROM fault_marks WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        if found is None:
+            return ""
         with self._write() as db:
             row = db.execute(
                 "DELETE FROM fault_marks WHERE request_id = ? RETURNING fault", (request_id,)
