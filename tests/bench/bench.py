@@ -1,0 +1,544 @@
+"""Benchmark `planfix-sim serve`: throughput, latency, cold start, memory, scenario replay.
+
+Run from the checkout (it starts its own servers on free loopback ports):
+
+    python tests/bench/bench.py                       # everything, RSS up to 1M messages
+    python tests/bench/bench.py --rss 10000,100000    # shorter memory run
+    python tests/bench/bench.py --servers gunicorn,granian,werkzeug --workers 1,2
+
+The load comes from separate processes (2 x 8 threads = 16 keep-alive connections by default),
+each sending pre-built requests over raw sockets, so the client costs little of the CPU the
+server needs. The same load runs against a bare "return 200" app on the same server and
+worker count; the simulator's throughput is reported as a ratio of that ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKEN = "303cb962ac59075b964b07152d234b70"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def form_request(path: str, body: str) -> bytes:
+    """A keep-alive HTTP/1.1 POST of a form."""
+    data = body.encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+def new_message(chat: int, n: int) -> bytes:
+    """newMessage of chat `chat` (its contact is the chat's)."""
+    return form_request(
+        "/webchat/api",
+        f"cmd=newMessage&providerId=bench&chatId=c{chat}&planfix_token={TOKEN}"
+        f"&message=hello+number+{n}&contactId=u{chat}&contactName=Bench+User",
+    )
+
+
+def get_task(chat: int) -> bytes:
+    """getTask of chat `chat`."""
+    return form_request(
+        "/webchat/api",
+        f"cmd=getTask&providerId=bench&chatId=c{chat}&planfix_token={TOKEN}",
+    )
+
+
+class Connection:
+    """One keep-alive client connection that sends a request and reads the whole answer."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def request(self, raw: bytes) -> int:
+        """Send `raw`, return the status (0 on a network error)."""
+        for _ in range(2):
+            try:
+                if self.sock is None:
+                    self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+                    self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.buffer = b""
+                self.sock.sendall(raw)
+                return self._answer()
+            except OSError:
+                self.close()
+        return 0
+
+    def _answer(self) -> int:
+        assert self.sock is not None
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        close = False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        while len(rest) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError
+            rest += chunk
+        self.buffer = rest[length:]
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        """Drop the socket (the next request reconnects)."""
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured."""
+
+    requests: int = 0
+    seconds: float = 0.0
+    statuses: dict[int, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        """Answers per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile in ms."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _load_worker(
+    port: int, kind: str, first_chat: int, threads: int, stop_at: float, count: int, out: Any
+) -> None:
+    results: list[tuple[dict[int, int], list[float]]] = []
+    budget = [count]
+    lock = threading.Lock()
+
+    def take() -> bool:
+        if count <= 0:
+            return time.monotonic() < stop_at
+        with lock:
+            if budget[0] <= 0:
+                return False
+            budget[0] -= 1
+            return True
+
+    def run(index: int) -> None:
+        conn = Connection(port)
+        statuses: dict[int, int] = {}
+        latencies: list[float] = []
+        n = 0
+        chats = 1000
+        while take():
+            n += 1
+            chat = first_chat + (index * 7919 + n) % chats
+            raw = new_message(chat, n) if kind == "newMessage" else get_task(first_chat)
+            started = time.perf_counter()
+            status = conn.request(raw)
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[status] = statuses.get(status, 0) + 1
+        conn.close()
+        results.append((statuses, latencies))
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    merged: dict[int, int] = {}
+    latencies: list[float] = []
+    for statuses, lats in results:
+        for k, v in statuses.items():
+            merged[k] = merged.get(k, 0) + v
+        latencies.extend(lats)
+    out.put((merged, latencies))
+
+
+def load(
+    port: int,
+    kind: str,
+    *,
+    seconds: float = 0.0,
+    count: int = 0,
+    connections: int = 16,
+    processes: int = 2,
+    first_chat: int = 0,
+) -> LoadResult:
+    """Drive `kind` (newMessage/getTask) for `seconds`, or until `count` requests are answered."""
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    per = connections // processes
+    started = time.perf_counter()
+    stop_at = time.monotonic() + seconds
+    procs = [
+        ctx.Process(
+            target=_load_worker,
+            args=(port, kind, first_chat + p * 100_000, per, stop_at, count // processes, out),
+        )
+        for p in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    result = LoadResult()
+    for _ in procs:
+        statuses, latencies = out.get()
+        for k, v in statuses.items():
+            result.statuses[k] = result.statuses.get(k, 0) + v
+        result.latencies_ms.extend(latencies)
+    for proc in procs:
+        proc.join()
+    result.seconds = time.perf_counter() - started
+    result.requests = sum(result.statuses.values())
+    return result
+
+
+class Server:
+    """`planfix-sim serve` in a subprocess."""
+
+    def __init__(
+        self, server: str, workers: int, *, bare: bool = False, db: str = "", port: int = 0
+    ) -> None:
+        self.port = port or free_port()
+        args = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(self.port)]
+        args += ["--server", server, "--workers", str(workers)]
+        if bare:
+            args.append("--bare")
+        if db:
+            args += ["--db", db]
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        """Seconds from start until the first 200 of a newMessage."""
+        conn = Connection(self.port)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        pass
+                except OSError:
+                    time.sleep(0.002)
+                    continue
+                if conn.request(new_message(999_999, 0)) == 200:
+                    return time.perf_counter() - self.started
+                time.sleep(0.002)
+        finally:
+            conn.close()
+        raise RuntimeError("the server did not answer 200 in time")
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        found = [self.proc.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rpartition(")")[2].split()[1]) == self.proc.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def rss_mb(self) -> tuple[float, float]:
+        """RSS in MB of (master + workers, workers only)."""
+        sizes = {}
+        for pid in self.pids():
+            try:
+                text = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            kb = int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
+            sizes[pid] = kb / 1024
+        total = sum(sizes.values())
+        return total, total - sizes.get(self.proc.pid, 0.0)
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def throughput(server: str, workers: int, seconds: float) -> dict[str, Any]:
+    """newMessage and getTask on the simulator, and the bare app, on the same server."""
+    row: dict[str, Any] = {"server": server, "workers": workers}
+    bare = Server(server, workers, bare=True)
+    try:
+        bare.wait_ready()
+        load(bare.port, "newMessage", seconds=1)
+        ceiling = load(bare.port, "newMessage", seconds=seconds)
+    finally:
+        bare.stop()
+    row["bare_rps"] = round(ceiling.rps)
+    row["bare_p50_ms"] = round(ceiling.percentile(0.5), 2)
+    row["bare_p99_ms"] = round(ceiling.percentile(0.99), 2)
+    sim = Server(server, workers)
+    try:
+        sim.wait_ready()
+        load(sim.port, "newMessage", seconds=1)  # warm up: chats, tasks, caches exist
+        for kind in ("newMessage", "getTask"):
+            result = load(sim.port, kind, seconds=seconds)
+            key = "new_message" if kind == "newMessage" else "get_task"
+            row[f"{key}_rps"] = round(result.rps)
+            row[f"{key}_p50_ms"] = round(result.percentile(0.5), 2)
+            row[f"{key}_p99_ms"] = round(result.percentile(0.99), 2)
+            row[f"{key}_non_200"] = sum(v for k, v in result.statuses.items() if k != 200)
+            row[f"{key}_ratio"] = round(result.rps / ceiling.rps, 3) if ceiling.rps else 0
+    finally:
+        sim.stop()
+    return row
+
+
+def cold_start(server: str, workers: int, runs: int = 5) -> dict[str, Any]:
+    """Seconds from exec to the first 200 (median and worst of `runs`)."""
+    times = []
+    for _ in range(runs):
+        sim = Server(server, workers)
+        try:
+            times.append(sim.wait_ready())
+        finally:
+            sim.stop()
+    return {
+        "server": server,
+        "workers": workers,
+        "cold_start_median_s": round(statistics.median(times), 3),
+        "cold_start_max_s": round(max(times), 3),
+    }
+
+
+def _inflate_messages(db: str, target: int) -> int:
+    # The dedicated loader for big counts: copy message rows inside SQLite (same schema, same
+    # indexes), in batches so the live server keeps answering between them.
+    conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=60000")
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(messages)") if r[1] != "pk"]
+        names = ", ".join(cols)
+        have = int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        while have < target:
+            batch = min(50_000, target - have)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"INSERT INTO messages ({names}) SELECT {names} FROM messages"  # noqa: S608
+                " ORDER BY pk LIMIT ?",
+                (batch,),
+            )
+            conn.execute("COMMIT")
+            have += batch
+        return have
+    finally:
+        conn.close()
+
+
+def memory(server: str, workers: int, marks: list[int], http_only: bool) -> dict[str, Any]:
+    """Server RSS after `marks` stored messages, journal retention on (default 10,000)."""
+    folder = tempfile.mkdtemp(prefix="planfix-bench-")
+    db = str(Path(folder) / "bench.sqlite3")
+    sim = Server(server, workers, db=db)
+    out: dict[str, Any] = {"server": server, "workers": workers, "marks": []}
+    try:
+        sim.wait_ready()
+        sent = 0
+        started = time.perf_counter()
+        for mark in marks:
+            via_http = mark - sent if http_only or mark <= 100_000 else 10_000
+            if via_http > 0:
+                result = load(sim.port, "newMessage", count=via_http, connections=32)
+                bad = sum(v for k, v in result.statuses.items() if k != 200)
+                sent += result.requests
+                if bad:
+                    out.setdefault("non_200", 0)
+                    out["non_200"] += bad
+            stored = _count(db, "messages")
+            if stored < mark:
+                stored = _inflate_messages(db, mark)
+                # Real requests again, on the big store: caches and indexes now see it.
+                load(sim.port, "newMessage", count=10_000, connections=32)
+                sent += 10_000
+            total, workers_only = sim.rss_mb()
+            out["marks"].append(
+                {
+                    "messages": _count(db, "messages"),
+                    "http_requests": sent,
+                    "journal_rows": _count(db, "journal"),
+                    "rss_mb": round(total, 1),
+                    "workers_rss_mb": round(workers_only, 1),
+                    "db_mb": round(os.path.getsize(db) / 2**20, 1),
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+            )
+            print(f"  memory: {out['marks'][-1]}", flush=True)
+    finally:
+        sim.stop()
+        for suffix in ("", "-wal", "-shm"):
+            Path(db + suffix).unlink(missing_ok=True)
+        os.rmdir(folder)
+    return out
+
+
+def _count(db: str, table: str) -> int:
+    conn = sqlite3.connect(db, timeout=60)
+    try:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+    finally:
+        conn.close()
+
+
+def replay(server: str, workers: int) -> dict[str, Any]:
+    """`planfix-sim run scenarios/` against a running server: steps per second."""
+    sim = Server(server, workers)
+    try:
+        sim.wait_ready()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "simulator.cli",
+                "run",
+                str(ROOT / "scenarios"),
+                "--simulator-url",
+                f"http://127.0.0.1:{sim.port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
+        )
+    finally:
+        sim.stop()
+    found = re.search(r"(\d+) passed, (\d+) failed; (\d+) steps in ([\d.]+) s", done.stdout)
+    if not found:
+        return {"error": done.stdout[-2000:] + done.stderr[-2000:]}
+    passed, failed, steps, secs = found.groups()
+    return {
+        "scenarios_passed": int(passed),
+        "scenarios_failed": int(failed),
+        "steps": int(steps),
+        "seconds": float(secs),
+        "steps_per_s": round(int(steps) / float(secs), 1),
+    }
+
+
+def main() -> int:
+    """Run the chosen parts and print a markdown table (and JSON with --out)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", default="gunicorn")
+    parser.add_argument("--workers", default="1")
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rss", default="10000,100000,1000000", help="message marks ('' skips)")
+    parser.add_argument("--rss-http-only", action="store_true", help="send every message over HTTP")
+    parser.add_argument("--skip", default="", help="comma list of: throughput,cold,rss,replay")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    servers = args.servers.split(",")
+    workers = [int(w) for w in args.workers.split(",")]
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "throughput": [], "cold_start": []}
+    for server in servers:
+        for count in workers:
+            if "throughput" not in skip:
+                row = throughput(server, count, args.seconds)
+                print(json.dumps(row), flush=True)
+                report["throughput"].append(row)
+            if "cold" not in skip:
+                row = cold_start(server, count)
+                print(json.dumps(row), flush=True)
+                report["cold_start"].append(row)
+    main_server, main_workers = servers[0], workers[0]
+    if "replay" not in skip:
+        report["replay"] = replay(main_server, main_workers)
+        print(json.dumps(report["replay"]), flush=True)
+    marks = [int(m) for m in args.rss.split(",") if m]
+    if marks and "rss" not in skip:
+        report["memory"] = memory(main_server, main_workers, marks, args.rss_http_only)
+    print_tables(report)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return 0
+
+
+def print_tables(report: dict[str, Any]) -> None:
+    """The figures as markdown tables."""
+    if report["throughput"]:
+        print(
+            "\n| server | workers | bare rps | newMessage rps (p50/p99 ms) | ratio |"
+            " getTask rps (p50/p99 ms) | ratio |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for r in report["throughput"]:
+            print(
+                f"| {r['server']} | {r['workers']} | {r['bare_rps']} |"
+                f" {r['new_message_rps']} ({r['new_message_p50_ms']}/{r['new_message_p99_ms']})"
+                f" | {r['new_message_ratio']} |"
+                f" {r['get_task_rps']} ({r['get_task_p50_ms']}/{r['get_task_p99_ms']})"
+                f" | {r['get_task_ratio']} |"
+            )
+    for r in report["cold_start"]:
+        print(
+            f"cold start {r['server']} x{r['workers']}: median {r['cold_start_median_s']} s,"
+            f" worst {r['cold_start_max_s']} s"
+        )
+    if "replay" in report:
+        print(f"scenario replay: {report['replay']}")
+    if "memory" in report:
+        print("\n| messages stored | HTTP requests | journal rows | RSS MB (all) | workers MB |")
+        print("|---|---|---|---|---|")
+        for m in report["memory"]["marks"]:
+            print(
+                f"| {m['messages']} | {m['http_requests']} | {m['journal_rows']} |"
+                f" {m['rss_mb']} | {m['workers_rss_mb']} |"
+            )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
