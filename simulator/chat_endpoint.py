@@ -383,8 +383,8 @@ def command_form(data: dict[str, Any], integration: Integration) -> list[tuple[s
 def send_to_planfix(
     integration: Integration, pairs: Sequence[tuple[str, str]], planfix_url: str | None
 ) -> Answer:
-    """Post a form to Planfix: this simulator (its Planfix face journals it) or `planfix_url`
-    (journaled here, as the fake chat)."""
+    """Post a form to this simulator's Planfix (which journals it) or to `planfix_url`."""
+    # Calls to another Planfix are journaled here, as the fake chat's.
     rt = runtime()
     if not planfix_url:
         return post_form(rt.base_url + "/webchat/api", pairs, timeout=SEND_TIMEOUT)

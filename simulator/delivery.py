@@ -171,8 +171,9 @@ def _type_name(value: Any) -> str:
 
 
 def check_answer(variant: str, sent_chat_id: str | None, answer: Answer) -> Verdict:
-    """200 with a JSON object whose chatId and contactId are strings (the sent chatId, for
-    replies) is delivered; anything else fails with a note saying exactly what was wrong."""
+    """Judge an answer against the contract; a failure's note says exactly what was wrong."""
+    # Delivered: 200 with a JSON object whose chatId and contactId are strings (for a reply,
+    # the chatId sent; for a first message, neither empty). Anything else fails.
     if answer.error:
         return Verdict(False, _network_note(answer.error))
     if answer.status != 200:
@@ -221,8 +222,9 @@ class Sent:
 
 
 def send_marked(store: Store, url: str, pairs: Sequence[tuple[str, str]], timeout: float) -> Sent:
-    """POST a form marked as the simulator's own call (the receiving face, if ours, skips
-    journaling it and reports any fault it injected through the store)."""
+    """POST a form marked as the simulator's own call; the fault a face of ours injected."""
+    # A receiving face of this simulator skips journaling the call (the sender does) and
+    # reports any fault it injected through the store, keyed by the request id.
     request_id = uuid.uuid4().hex
     headers = {ORIGIN_HEADER: store.instance_id, REQUEST_HEADER: request_id}
     answer = post_form(url, pairs, timeout=timeout, headers=headers)

@@ -10,6 +10,8 @@ import pytest
 
 from simulator.client import post_form, request_json
 from simulator.context import runtime
+from simulator.delivery import retry_at
+from simulator.domain import Retry
 from simulator.server import LiveServer
 from tests.chat_stub import (
     Call,
@@ -527,3 +529,21 @@ def test_delivery_forms_mask_the_token_unless_revealed(
     assert ["token", f"{token[:4]}\u2026{token[-4:]}"] in masked["form"]
     assert ["token", token] in revealed["form"]
     assert token not in str(api(live_server, "GET", "/api/v1/deliveries"))
+
+
+@pytest.mark.parametrize(
+    ("attempts_done", "delay"),
+    [(1, 900 * 0.5), (2, 1800 * 0.5), (3, 3600 * 0.5), (4, 3600 * 0.5), (5, None)],
+)
+def test_retry_schedule_is_planfix_automation_scaled(
+    attempts_done: int, delay: float | None
+) -> None:
+    policy = Retry(enabled=True, time_factor=0.5)
+
+    due = retry_at(policy, attempts_done, now=1000.0)
+
+    assert due == (None if delay is None else 1000.0 + delay)
+
+
+def test_no_retry_when_the_policy_is_off() -> None:
+    assert retry_at(Retry(), 1, now=0.0) is None

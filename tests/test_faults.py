@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.client import Answer, post_form, request_json
+from simulator.faults import decide, new_plan
 from simulator.server import LiveServer
 from tests.chat_stub import _no_background_errors  # noqa: F401 - autouse fixture
 from tests.conftest import PLANFIX_TOKEN
@@ -312,3 +316,31 @@ def test_invalid_fault_plans_are_refused(live_server: LiveServer, body: dict[str
 
 def test_faults_of_an_unknown_integration_are_404(live_server: LiveServer) -> None:
     assert request_json("GET", live_server.url + "/api/v1/integrations/nope/faults").status == 404
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=20),
+    probability=st.one_of(st.none(), st.floats(min_value=0, max_value=1)),
+    seed=st.integers(min_value=0, max_value=2**32),
+    calls=st.integers(min_value=0, max_value=60),
+)
+def test_decisions_respect_count_and_replay_from_the_seed(
+    count: int, probability: float | None, seed: int, calls: int
+) -> None:
+    spec: dict[str, Any] = {"status": 503, "count": count, "seed": seed}
+    if probability is not None:
+        spec["probability"] = probability
+
+    def run() -> list[bool]:
+        plan, hits = new_plan(spec), []
+        for _ in range(calls):
+            plan, chosen = decide(json.loads(json.dumps(plan)))  # as stored: through JSON
+            hits.append(chosen is not None)
+        return hits
+
+    hits = run()
+    assert sum(hits) <= count
+    assert hits == run()
+    if probability is None:
+        assert hits == [i < count for i in range(calls)]
