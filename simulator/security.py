@@ -11,7 +11,7 @@ from flask import Flask, redirect, request
 from werkzeug.wrappers import Response
 
 from simulator.context import runtime
-from simulator.errors import Unauthorized
+from simulator.errors import PayloadTooLarge, Unauthorized
 
 # Integrations call these without any admin token: they stay open whatever the settings say.
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")
@@ -20,6 +20,7 @@ QUERY_PARAM = "admin_token"
 # Form fields (wire names) that carry secrets.
 SECRET_FIELDS = frozenset({"planfix_token", "token"})
 MASK = "\u2026"
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def mask_secret(value: str) -> str:
@@ -80,6 +81,19 @@ def require_admin() -> Response | None:
     raise Unauthorized("send Authorization: Bearer <admin token>, or visit /?admin_token=…")
 
 
+def refuse_oversized_stream() -> None:
+    """Before each request: a body without Content-Length (chunked) over the limit is a 413."""
+    limit = request.max_content_length
+    if limit is None or request.content_length is not None or request.method not in BODY_METHODS:
+        return
+    # Werkzeug stops reading such a body at the limit without saying so, which would hand a
+    # truncated form to the views; read it here and look one byte past the limit.
+    data = request.get_data(cache=True)
+    if len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise PayloadTooLarge(f"chunked body over {limit} bytes")
+
+
 def register(app: Flask) -> None:
-    """Install the admin-token guard on `app`."""
+    """Install the body-limit and admin-token guards on `app`."""
+    app.before_request(refuse_oversized_stream)
     app.before_request(require_admin)

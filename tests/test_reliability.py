@@ -1,0 +1,391 @@
+"""Reliability of `planfix-sim serve` as CI runs it: real processes on 127.0.0.1, under load,
+killed, fed bad input and slow clients. Scaled to CI; each test prints what it counted."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from simulator.serving import READ_TIMEOUT_SECONDS
+from tests.conftest import PLANFIX_TOKEN
+
+pytestmark = pytest.mark.slow
+
+
+class Served:
+    """`planfix-sim serve` in its own process group, and the base URL it printed."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simulator.cli", "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        self.banner: list[str] = []
+        self.stderr = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.banner.append(line.rstrip("\n"))
+            found = re.search(r"serving on (http://127\.0\.0\.1:(\d+))", line)
+            if found:
+                self.url = found.group(1)
+                self.port = int(found.group(2))
+                self.api = self.url + "/webchat/api"
+                self._wait_for_workers()
+                return
+        self.kill()
+        raise AssertionError(f"serve printed no URL: {self.banner}")
+
+    def _wait_for_workers(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/api/v1/status", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise AssertionError("workers never answered")
+
+    def stop(self) -> int:
+        """SIGTERM, wait, and return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        _, self.stderr = self.proc.communicate(timeout=30)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 of the master and its workers at once, as a crash would."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.communicate(timeout=30)
+
+
+def new_message(chat: str, text: str) -> dict[str, str]:
+    """A newMessage form of chat `chat` (its contact named after it)."""
+    return {
+        "cmd": "newMessage",
+        "providerId": "rel",
+        "chatId": chat,
+        "planfix_token": PLANFIX_TOKEN,
+        "message": text,
+        "contactId": f"u-{chat}",
+        "contactName": "Reliable",
+    }
+
+
+def get_task(chat: str) -> dict[str, str]:
+    """A getTask form of chat `chat`."""
+    return {"cmd": "getTask", "providerId": "rel", "chatId": chat, "planfix_token": PLANFIX_TOKEN}
+
+
+def stored(db: Path) -> dict[str, int]:
+    """Message text → task number, read straight from the SQLite file."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return dict(conn.execute("SELECT text, task_number FROM messages").fetchall())
+    finally:
+        conn.close()
+
+
+_local = threading.local()
+
+
+def post(url: str, form: dict[str, str]) -> requests.Response:
+    """POST with one kept-alive session per client thread."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session.post(url, data=form, timeout=60)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Where the test keeps its SQLite file (--db)."""
+    return tmp_path / "sim.sqlite3"
+
+
+def test_two_workers_32_clients_1000_chats_lose_nothing(db: Path) -> None:
+    served = Served("--workers", "2", "--db", str(db))
+    chats = [f"chat-{i}" for i in range(1000)]
+    answered: dict[str, str] = {}
+    statuses: dict[int, int] = defaultdict(int)
+    lock = threading.Lock()
+
+    def client(chat: str) -> None:
+        for k in range(2):
+            text = f"{chat}/m{k}"
+            answer = post(served.api, new_message(chat, text))
+            with lock:
+                statuses[answer.status_code] += 1
+                if answer.status_code == 200:
+                    answered[text] = chat
+
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(client, chats))
+        with ThreadPoolExecutor(32) as pool:
+            numbers = dict(
+                zip(
+                    chats,
+                    pool.map(
+                        lambda c: post(served.api, get_task(c)).json()["data"]["number"], chats
+                    ),
+                    strict=True,
+                )
+            )
+    finally:
+        assert served.stop() == 0
+    in_db = stored(db)
+    print(
+        f"\n2 workers x 32 clients: {sum(statuses.values())} newMessage, statuses {dict(statuses)},"
+        f" {len(answered)} answered 200, {len(in_db)} stored, {len(set(numbers.values()))} tasks"
+    )
+    assert not [s for s in statuses if s >= 500]
+    assert statuses[200] == 2 * len(chats)
+    missing = [t for t in answered if t not in in_db]
+    assert missing == [], f"answered 200 but not stored: {missing[:5]}"
+    assert len(set(numbers.values())) == len(chats), "task numbers are unique per account"
+    moved = [t for t, chat in answered.items() if in_db[t] != numbers[chat]]
+    assert moved == [], "every message of a chat is in the task getTask names"
+
+
+def test_kill_9_under_load_loses_no_answered_message_and_reuses_no_number(db: Path) -> None:
+    answered: dict[str, str] = {}
+    numbers: dict[str, int] = {}
+    rounds_max: list[int] = []
+    for round_no in range(5):
+        served = Served("--db", str(db))
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def client(
+            index: int,
+            served: Served = served,
+            round_no: int = round_no,
+            stop: threading.Event = stop,
+            lock: threading.Lock = lock,
+        ) -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                chat = f"r{round_no}-c{index}-{n % 5}"
+                text = f"{chat}/{n}"
+                try:
+                    answer = post(served.api, new_message(chat, text))
+                except requests.RequestException:
+                    continue  # the crash cut this one off: it was never answered
+                if answer.status_code == 200:
+                    with lock:
+                        answered[text] = chat
+
+        pool = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in pool:
+            t.start()
+        time.sleep(1.0)
+        served.kill()  # mid-load: requests are in flight
+        stop.set()
+        for t in pool:
+            t.join()
+        _local.__dict__.clear()  # sessions pointed at the dead server
+        # Restart on the same file and read every chat's task back.
+        served = Served("--db", str(db))
+        try:
+            chats = sorted({c for c in answered.values() if c.startswith(f"r{round_no}-")})
+            for chat in chats:
+                numbers[chat] = post(served.api, get_task(chat)).json()["data"]["number"]
+        finally:
+            assert served.stop() == 0
+        round_numbers = [numbers[c] for c in chats]
+        if rounds_max:
+            assert min(round_numbers) > rounds_max[-1], "numbering continues after the crash"
+        rounds_max.append(max(round_numbers))
+    in_db = stored(db)
+    print(
+        f"\nkill -9 x5: {len(answered)} answered 200, {len(in_db)} stored,"
+        f" {len(numbers)} chats, task numbers up to {rounds_max}"
+    )
+    missing = [t for t in answered if t not in in_db]
+    assert missing == [], f"answered 200, lost in a crash: {missing[:5]}"
+    assert len(set(numbers.values())) == len(numbers), "no task number was reused"
+
+
+@pytest.fixture(scope="module")
+def one() -> Iterator[Served]:
+    """One simulator for the bad-input tests, 2 threads so held threads would show."""
+    served = Served("--threads", "2")
+    yield served
+    served.stop()
+
+
+def raw_exchange(port: int, data: bytes, timeout: float = 30) -> bytes:
+    """Send raw bytes, read until the server closes or a whole answer arrived."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        got = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+            head, sep, body = got.partition(b"\r\n\r\n")
+            found = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            if sep and found and len(body) >= int(found.group(1)):
+                break
+        return got
+
+
+def test_bodies_over_the_limit_get_413_json(one: Served) -> None:
+    limit = 1_048_576
+    big = {"cmd": "newMessage", "message": "x" * (limit + 10)}
+    answer = requests.post(one.api, data=big, timeout=30)
+    assert answer.status_code == 413
+    assert answer.json() == {"error": "Request body too large"}
+    control = requests.post(
+        one.url + "/api/v1/integrations",
+        data=b'{"name": "' + b"x" * (limit + 10) + b'"}',
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert control.status_code == 413
+    assert control.json()["error"] == "Request body too large"
+    # Chunked: no Content-Length, the limit still holds while reading.
+    chunk = b"x" * 65536
+    body = b"cmd=newMessage&message=" + b"".join(
+        f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for _ in range(limit // len(chunk) + 2)
+    )
+    raw = (
+        b"POST /webchat/api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"17\r\n"
+        + body[:23]
+        + b"\r\n"
+        + body[23:]
+        + b"0\r\n\r\n"
+    )
+    got = raw_exchange(one.port, raw)
+    assert got.startswith(b"HTTP/1.1 413"), got[:200]
+    assert got.endswith(b'{"error":"Request body too large"}\n'), got[-200:]
+    print("\n413: form, JSON and chunked bodies over 1 MiB refused")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"cmd=newMessage&message=%FF%FE",
+        b"cmd=newMessage&message=\xff\xfe",
+        b"cmd=newMessage&message=%E0%A4",
+        b"cmd=newMessage&message=100%",
+        b"cmd=newMessage&message=%zz",
+        b"cmd=newMessage&message=%4",
+    ],
+)
+def test_invalid_utf8_and_broken_percent_encoding_get_400(one: Served, body: bytes) -> None:
+    answer = requests.post(
+        one.api,
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "Invalid parameters"}
+
+
+def test_a_silent_client_cannot_hold_a_worker_thread(one: Served) -> None:
+    # More half-sent requests than the worker has threads (2): each is cut off after the
+    # read timeout, so a real request still gets through.
+    stalled = []
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", one.port), timeout=60)
+        sock.sendall(b"POST /webchat/api HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\ncmd=")
+        stalled.append(sock)
+    silent = socket.create_connection(("127.0.0.1", one.port), timeout=60)
+    started = time.monotonic()
+    try:
+        answer = requests.post(one.api, data=get_task("nobody"), timeout=60)
+        waited = time.monotonic() - started
+        assert answer.status_code == 400
+        closed = 0
+        for sock in stalled:
+            sock.settimeout(READ_TIMEOUT_SECONDS + 10)
+            try:
+                data = sock.recv(100)
+            except (ConnectionResetError, TimeoutError):
+                data = b"?"
+            closed += data in (b"",) or data.startswith(b"HTTP/1.1 4")
+        assert closed == len(stalled), "the server hangs up on clients that stop mid-request"
+    finally:
+        for sock in [*stalled, silent]:
+            sock.close()
+    print(f"\n3 stalled + 1 silent client, 2 threads: a real request answered after {waited:.1f} s")
+    assert waited < READ_TIMEOUT_SECONDS * 3
+
+
+def test_journal_retention_bounds_the_store_over_a_long_run(db: Path) -> None:
+    retention = 300
+    served = Served("--db", str(db), env={"SIMULATOR_JOURNAL_RETENTION": str(retention)})
+    sizes = []
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            for batch in range(4):
+                forms = [new_message(f"j{i % 50}", f"{batch}-{i}") for i in range(800)]
+                answers = list(pool.map(lambda f: post(served.api, f).status_code, forms))
+                assert set(answers) == {200}
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                try:
+                    journal = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+                    events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+                finally:
+                    conn.close()
+                sizes.append((journal, events))
+    finally:
+        assert served.stop() == 0
+    print(f"\n3200 requests, retention {retention}: (journal, events) rows per 800: {sizes}")
+    assert all(journal <= retention for journal, _ in sizes)
+    assert all(events <= 4 * retention for _, events in sizes)
+
+
+def test_loopback_by_default_and_a_warning_when_exposed() -> None:
+    served = Served()
+    try:
+        assert served.url.startswith("http://127.0.0.1:")
+    finally:
+        served.stop()
+    assert "WARNING" not in served.stderr
+    exposed = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert exposed.stderr is not None
+    try:
+        warning = exposed.stderr.readline()
+    finally:
+        exposed.send_signal(signal.SIGTERM)
+        exposed.communicate(timeout=30)
+    assert "WARNING: bound to 0.0.0.0" in warning
+    assert exposed.returncode == 0
