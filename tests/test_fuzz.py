@@ -121,6 +121,9 @@ def test_a_500_on_two_attachments_is_found_and_reproduced(
     assert scenario_file.name == "planfix-fuzz-4.yaml"
     [scenario] = load_file(scenario_file)  # the scenario schema accepts it
     assert "seed 4" in scenario.name
+    capsys.readouterr()
+    assert main(["run", str(scenario_file)]) == 1  # replaying it hits the bug again
+    assert "answer: 500" in capsys.readouterr().out
 
 
 def test_a_500_on_emoji_is_found(
