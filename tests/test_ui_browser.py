@@ -19,6 +19,7 @@ import yaml
 
 from simulator.client import post_form, request_json
 from simulator.server import LiveServer
+from tests.conftest import PLANFIX_TOKEN
 
 pytestmark = pytest.mark.browser
 
@@ -439,9 +440,14 @@ def test_copy_as_curl_replays_the_exchange(page: Any, live_server: LiveServer) -
     rows = page.locator("#entries tr")
     expect(rows).to_have_count(1)
     rows.first.click()
+    # The page shows tokens masked (screenshots, shared screens); the copied command has them.
+    expect(page.locator("#detail")).to_contain_text("303c\u20264b70")
+    expect(page.locator("#detail")).not_to_contain_text(PLANFIX_TOKEN)
     page.click("#copy-curl")
+    expect(page.locator("#toast")).to_have_text("Copied")
     command = page.evaluate("navigator.clipboard.readText()")
     assert command.startswith("curl ")
+    assert f"planfix_token={PLANFIX_TOKEN}" in command
     done = subprocess.run(
         ["sh", "-c", command], capture_output=True, text=True, timeout=30, check=False
     )
@@ -488,3 +494,21 @@ def test_settings_create_an_integration_inject_a_fault_and_reset(
     page.click("#reset-all")
     expect(page.locator("#toast")).to_contain_text("reset")
     assert api(live_server, "GET", "/api/v1/tasks") == []
+
+
+def test_with_an_admin_token_one_visit_unlocks_the_whole_sandbox(page: Any) -> None:
+    with LiveServer({"admin_token": "s3cret-admin"}) as server:
+        page.goto(server.url + "/")
+        assert "admin token" in (page.text_content("body") or "").lower()
+        page.goto(server.url + "/?admin_token=s3cret-admin")
+        assert "admin_token" not in page.url
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        page.fill("#chat-text", "behind the guard")
+        page.press("#chat-text", "Enter")
+        expect(page.locator("#thread .msg-customer")).to_contain_text("behind the guard")
+        page.fill("#reply-text", "still live")
+        page.press("#reply-text", "Enter")
+        expect(page.locator("#chat-thread .msg.theirs")).to_contain_text("still live")
+        page.goto(server.url + "/journal")
+        expect(page.locator('#entries tr[data-direction="to_chat"]')).to_have_count(1)
+        server.check()

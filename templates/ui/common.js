@@ -63,54 +63,17 @@ const Sim = (() => {
     }
   }
 
-  // -- the admin token (when the simulator is started with one) -------------------------------
-  // Taken once from ?admin_token= (then removed from the address bar) or asked for on a 401;
-  // kept for the tab only. fetch sends it as a Bearer header; EventSource cannot send headers,
-  // so the stream gets it as a query parameter.
-  const TOKEN_KEY = "planfix-sim.admin-token";
-  (() => {
-    const url = new URL(location.href);
-    const given = url.searchParams.get("admin_token");
-    if (given) {
-      sessionStorage.setItem(TOKEN_KEY, given);
-      url.searchParams.delete("admin_token");
-      history.replaceState(history.state, "", url);
-    }
-  })();
-
-  function adminToken() {
-    return sessionStorage.getItem(TOKEN_KEY) || "";
-  }
-
-  function authHeaders() {
-    return adminToken() ? { Authorization: `Bearer ${adminToken()}` } : {};
-  }
-
-  let asking = null;
-  function askForToken() {
-    // One question however many requests failed at once.
-    if (!asking) {
-      asking = Promise.resolve().then(() => {
-        const answer = window.prompt("This simulator needs its admin token:");
-        if (answer) sessionStorage.setItem(TOKEN_KEY, answer.trim());
-        asking = null;
-        return Boolean(answer);
-      });
-    }
-    return asking;
-  }
+  // With an admin token set, the server's guard leaves an HttpOnly cookie after one visit to
+  // /?admin_token=…: fetch and EventSource send it by themselves, so pages never handle it.
 
   /** Call the control API with JSON; throws ApiError with the server's error text. */
-  async function api(method, path, payload, retried) {
-    const init = { method, headers: { Accept: "application/json", ...authHeaders() }, credentials: "same-origin" };
+  async function api(method, path, payload) {
+    const init = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
     if (payload !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
     }
     const response = await fetch(path, init);
-    if (response.status === 401 && !retried && path.startsWith("/api/") && (await askForToken())) {
-      return api(method, path, payload, true);
-    }
     const text = await response.text();
     let data = null;
     try {
@@ -250,7 +213,6 @@ const Sim = (() => {
       const query = new URLSearchParams();
       if (integration()) query.set("integration", integration());
       if (lastId) query.set("last_event_id", String(lastId));
-      if (adminToken()) query.set("admin_token", adminToken());
       state("connecting", "connecting…");
       source = new EventSource("/api/v1/events?" + query.toString());
       source.addEventListener("open", () => {
@@ -349,6 +311,6 @@ const Sim = (() => {
   return {
     el, clear, safeUrl, attachment, api, toast, report, copyText, time, timeNode,
     integration, onIntegration, refreshIntegrations, live, debounce, enterSends,
-    pairRow, pairs, attachmentsOf, baseUrl, ApiError, authHeaders,
+    pairRow, pairs, attachmentsOf, baseUrl, ApiError,
   };
 })();

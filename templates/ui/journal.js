@@ -171,9 +171,15 @@
     return lines.join(" \\\n");
   }
 
-  $("copy-curl").addEventListener("click", () => {
-    const entry = state.entries.find((e) => e.id === state.current);
-    if (entry) Sim.copyText(curlOf(entry));
+  $("copy-curl").addEventListener("click", async () => {
+    if (!state.current) return;
+    try {
+      // The list masks tokens (it ends up in screenshots); a replay needs the real ones.
+      const entry = await api("GET", `/api/v1/journal/${state.current}?reveal=1`);
+      await Sim.copyText(curlOf(entry));
+    } catch (error) {
+      report(error);
+    }
   });
 
   $("select-all").addEventListener("change", () => {
@@ -187,7 +193,7 @@
   $("export").addEventListener("click", async () => {
     const ids = [...state.selected].sort((a, b) => a - b);
     try {
-      const response = await fetch(`/api/v1/journal/export?ids=${ids.join(",")}`, { credentials: "same-origin", headers: Sim.authHeaders() });
+      const response = await fetch(`/api/v1/journal/export?ids=${ids.join(",")}`, { credentials: "same-origin" });
       const text = await response.text();
       if (!response.ok) {
         let message = text;
