@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from werkzeug.serving import make_server
 
 from simulator.errors import ConfigError
 from simulator.scenarios.loader import load_file, read_documents
 from simulator.scenarios.matchers import compare, project
+from simulator.scenarios.runner import Runner, Targets
 from simulator.scenarios.templating import Renderer, TemplateFailure
+from simulator.server import LiveServer
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -121,3 +127,47 @@ def test_a_broken_document_spoils_only_what_follows_it(tmp_path: Path) -> None:
     assert first.check().name == "ok"
     with pytest.raises(ConfigError, match="invalid YAML"):
         broken.check()
+
+
+@pytest.fixture
+def counter() -> Iterator[tuple[str, list[int]]]:
+    """An HTTP endpoint answering how many times it was called: something that settles."""
+    calls: list[int] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        calls.append(1)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"calls": len(calls)}).encode()]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/", calls
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("times", "passes", "calls_made"), [(5, True, 3), (1, False, 2)])
+def test_retry_runs_a_step_again_while_it_fails(
+    tmp_path: Path,
+    live_server: LiveServer,
+    counter: tuple[str, list[int]],
+    times: int,
+    passes: bool,
+    calls_made: int,
+) -> None:
+    url, calls = counter
+    path = tmp_path / "retry.yaml"
+    path.write_text(
+        f"name: settles\nsteps:\n  - http: {{url: '{url}'}}\n"
+        f"    expect: {{body: {{calls: 3}}}}\n    retry: {{times: {times}, delay: 0}}\n",
+        encoding="utf-8",
+    )
+    [scenario] = load_file(path)
+    result = Runner(Targets(live_server.url)).run(scenario)
+    assert result.ok is passes
+    assert len(calls) == calls_made
+    if not passes:
+        assert result.failed_step is not None
+        assert [str(m) for m in result.failed_step.mismatches] == ["body.calls: expected 3, got 2"]

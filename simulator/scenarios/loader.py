@@ -12,6 +12,7 @@ from simulator.scenarios.schema import STEP_KINDS, scenario_schema
 from simulator.yaml_source import Located, load_documents, validate
 
 SUFFIXES = (".yaml", ".yml")
+STEP_OPTIONS = ("name", "expect", "save", "retry")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Step:
     line: int
     index: int
     expect_line: int = 0
+    retry_times: int = 0
+    retry_delay: float = 0.0
 
     @property
     def where(self) -> str:
@@ -89,7 +92,7 @@ def _check_step_kinds(doc: Located) -> None:
         if not isinstance(step, dict):
             continue
         kinds = [k for k in step if k in STEP_KINDS]
-        extra = [k for k in step if k not in (*STEP_KINDS, "name", "expect", "save")]
+        extra = [k for k in step if k not in (*STEP_KINDS, *STEP_OPTIONS)]
         path: tuple[str | int, ...] = ("steps", index)
         if extra:
             raise ConfigError(
@@ -129,6 +132,8 @@ def check_document(doc: Located, document: int = 0) -> Scenario:
                 line=doc.line(("steps", index)),
                 index=index,
                 expect_line=doc.line(("steps", index, "expect")),
+                retry_times=int((raw.get("retry") or {}).get("times", 0)),
+                retry_delay=float((raw.get("retry") or {}).get("delay", 0.5)),
             )
         )
     return Scenario(

@@ -9,7 +9,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -275,7 +275,17 @@ class Runner:
         return ScenarioResult(scenario, tuple(results), _ms(started))
 
     def run_step(self, state: _State, step: Step) -> StepResult:
-        """Render, carry out, check and save one step."""
+        """Run a step; with `retry`, again after `delay` while its expectations fail."""
+        started = time.perf_counter()
+        result = self._run_once(state, step)
+        for _ in range(step.retry_times):
+            if result.ok:
+                break
+            time.sleep(step.retry_delay)
+            result = self._run_once(state, step)
+        return replace(result, duration_ms=_ms(started))
+
+    def _run_once(self, state: _State, step: Step) -> StepResult:
         started = time.perf_counter()
         state.exchanges = []
         title = step.title
