@@ -37,6 +37,8 @@ def webhook(bug: Bug | None = None, hang: Bug | None = None) -> ThreadingHTTPSer
     """A webhook in a thread: correct, except for the planted `bug` (500) or `hang`."""
 
     class Handler(BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True  # headers and body go out in two writes
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers["Content-Length"])).decode()
             pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True)
