@@ -346,6 +346,7 @@ def test_the_operator_sees_unread_tasks_and_completes_and_reopens(
     expect(other).to_have_class(re.compile("unread"))
     expect(other.locator(".unread-dot")).to_have_text("1")
     expect(current.locator(".unread-dot")).to_have_count(0)
+    expect(other).to_have_attribute("href", "/?task=1000")  # a real link: keyboard, new tab
 
     page.click("#task-complete")
     expect(page.locator("#task-status")).to_have_text("completed")

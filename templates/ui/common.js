@@ -259,9 +259,10 @@ const Sim = (() => {
   }
 
   /** A removable row of inputs (attachment name+url, data_ field+value). */
+  let rowCount = 0;
   function pairRow(container, first, second, kind) {
-    const n = container.children.length + 1;
-    const id = `${container.id}-${n}`;
+    rowCount += 1;
+    const id = `${container.id}-${rowCount}`;
     const a = el("input", { id: `${id}-a`, class: `pair-a ${kind}`, placeholder: first });
     const b = el("input", { id: `${id}-b`, class: `pair-b ${kind}`, placeholder: second });
     const remove = el("button", { type: "button", class: "ghost icon", title: "Remove", "aria-label": "Remove" }, "×");

@@ -48,7 +48,7 @@
     const link = el(
       "a",
       {
-        href: `?task=${task.number}`,
+        href: `/?task=${task.number}`,
         class: "task-item" + (task.number === state.task ? " current" : "") + (unread ? " unread" : ""),
         "data-task": task.number,
         "aria-current": task.number === state.task ? "true" : null,
