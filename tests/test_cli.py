@@ -34,11 +34,19 @@ class Served:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the process, wait for it to exit, and keep what it wrote to stderr."""
+        if self.proc.stdout is None or self.proc.stdout.closed:
+            return self.proc.returncode  # stopped already
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            out, self.stderr = self.proc.communicate(timeout=20)
-            self.stdout += "\n" + out
+            self.proc.wait(timeout=20)
+            # Read through the same buffered streams readline used: communicate() reads the
+            # raw pipes and would miss banner lines already buffered by readline.
+            assert self.proc.stderr is not None
+            self.stdout += "\n" + self.proc.stdout.read()
+            self.stderr = self.proc.stderr.read()
+            self.proc.stdout.close()
+            self.proc.stderr.close()
         except subprocess.TimeoutExpired:
             self.proc.kill()
             _, self.stderr = self.proc.communicate(timeout=10)
