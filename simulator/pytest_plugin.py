@@ -110,8 +110,9 @@ def planfix(
 ) -> Iterator[PlanfixSandbox]:
     """A fresh integration of this test's own on the session's simulator."""
     planfix_server.check()
+    # Named after the test, so a shared simulator's sandbox UI shows whose records are whose.
     settings = {
-        "name": f"pytest-{secrets.token_hex(6)}",
+        "name": f"{request.node.name[:60]}-{secrets.token_hex(4)}",
         **planfix_integration_settings,
     }
     integration = planfix_server.control.create_integration(**settings)
