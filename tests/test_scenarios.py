@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -505,9 +506,10 @@ def test_export_by_ids_and_refuses_bad_ids(live_server: LiveServer) -> None:
     first_two = ",".join(str(e["id"]) for e in journal[:2])
     text = client.send("GET", live_server.url + f"/api/v1/journal/export?ids={first_two}").text
     assert len(yaml.safe_load(text)["steps"]) == 2
-    bad = client.send("GET", live_server.url + "/api/v1/journal/export?ids=1,x")
-    assert bad.status == 400
-    assert bad.json()["detail"] == "ids must be comma-separated integers"
+    for ids in ("1,x", "-1", "4²", "99999999999999999999"):
+        bad = client.send("GET", live_server.url + f"/api/v1/journal/export?ids={quote(ids)}")
+        assert bad.status == 400, ids
+        assert bad.json()["detail"] == "ids must be comma-separated integers"
 
 
 def test_planfix_url_sends_the_chat_side_to_another_planfix(
