@@ -19,9 +19,12 @@
     for (const select of [$("reply-employee"), $("first-employee")]) {
       const keep = select.value;
       clear(select);
+      const nameOf = (e) => [e.name, e.last_name].filter(Boolean).join(" ");
       for (const e of state.employees) {
-        const name = [e.name, e.last_name].filter(Boolean).join(" ");
-        select.append(el("option", { value: e.email }, `${name} <${e.email}>`));
+        const name = nameOf(e);
+        // The e-mail only where two employees share a name: the select stays narrow.
+        const twin = state.employees.some((o) => o !== e && nameOf(o) === name);
+        select.append(el("option", { value: e.email, title: e.email }, twin ? `${name} <${e.email}>` : name));
       }
       if (keep) select.value = keep;
     }
@@ -511,7 +514,7 @@
   }
 
   $("chat-add-data").addEventListener("click", () => {
-    Sim.pairRow($("chat-data"), "field (after data_)", "value", "data");
+    Sim.pairRow($("chat-data"), "field", "value", "data");
   });
 
   $("chat-form").addEventListener("submit", async (event) => {
