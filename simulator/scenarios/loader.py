@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,6 @@ class Scenario:
     source: str
     line: int
     document: int = 0
-    lines: dict[tuple[str | int, ...], int] = field(default_factory=dict, compare=False)
 
     @property
     def where(self) -> str:
@@ -145,7 +144,6 @@ def check_document(doc: Located, document: int = 0) -> Scenario:
         source=doc.source,
         line=doc.start_line,
         document=document,
-        lines=dict(doc.lines),
     )
 
 
