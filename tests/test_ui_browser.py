@@ -169,10 +169,19 @@ def test_the_journal_updates_live_and_filters(page: Any, live_server: LiveServer
         {"chatId": "c-9", "contactId": "c-9", "contactName": "Bo", "message": "ping"},
     )
     api(live_server, "POST", "/api/v1/chat/commands", {"cmd": "getTask", "chatId": "c-9"})
-    expect(page.locator("#entries tr")).to_have_count(2)
+    api(live_server, "POST", "/api/v1/chat/commands", {"cmd": "getTask", "chatId": "nope"})
+    rows = page.locator("#entries tr")
+    expect(rows).to_have_count(3)
     page.select_option("#f-cmd", "getTask")
-    expect(page.locator("#entries tr")).to_have_count(1)
-    expect(page.locator("#entries tr")).to_contain_text("getTask")
+    expect(rows).to_have_count(2)
+    page.fill("#f-status", "400")
+    expect(rows).to_have_count(1)
+    expect(rows.locator(".code")).to_have_text("400")
+    page.click("#entries tr")
+    expect(page.locator("#detail pre.body").last).to_contain_text("task not found")
+    page.select_option("#f-direction", "to_chat")
+    expect(rows).to_have_count(0)
+    expect(page.locator("#journal-empty")).to_be_visible()
     assert_not_reloaded(page)
 
 

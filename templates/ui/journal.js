@@ -79,7 +79,12 @@
     const body = clear($("entries"));
     // Newest first: what just happened is what one looks for.
     for (const entry of [...state.entries].reverse()) body.append(row(entry));
-    $("journal-empty").hidden = state.entries.length > 0;
+    const empty = $("journal-empty");
+    empty.hidden = state.entries.length > 0;
+    const filtered = $("f-direction").value || $("f-cmd").value || $("f-status").value.trim();
+    empty.textContent = filtered
+      ? "No entry matches these filters."
+      : "Nothing journaled yet: every request in either direction shows up here as it happens.";
     $("journal-count").textContent = `${state.entries.length} shown`;
     updateSelection();
     if (state.current) {
