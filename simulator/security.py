@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hmac
+import os
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, redirect, request
+from flask import Flask, current_app, g, redirect, request
 from werkzeug.wrappers import Response
 
 from simulator.context import runtime
-from simulator.errors import PayloadTooLarge, Unauthorized
+from simulator.errors import PayloadTooLarge, SimulatorError, Unauthorized
 
 # Integrations call these without any admin token: they stay open whatever the settings say.
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")
@@ -21,6 +24,12 @@ QUERY_PARAM = "admin_token"
 SECRET_FIELDS = frozenset({"planfix_token", "token"})
 MASK = "\u2026"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# SSE streams and waits hold a server thread for minutes; the server tells each worker its
+# thread count, and this many threads stay free for /webchat/api and the control API.
+LONG_PATHS = frozenset({"/api/v1/events", "/api/v1/wait"})
+THREADS_ENV = "PLANFIX_SIM_THREADS"
+RESERVED_THREADS = 8
+LONG_SLOTS = "planfix_simulator.long_slots"
 
 
 def mask_secret(value: str) -> str:
@@ -93,7 +102,61 @@ def refuse_oversized_stream() -> None:
         raise PayloadTooLarge(f"chunked body over {limit} bytes")
 
 
+class TooBusy(SimulatorError):
+    """503: every thread this worker may give to long-lived requests is taken."""
+
+    status = 503
+    wire_text = "Too many open event streams and waits"
+
+
+@dataclass(frozen=True)
+class LongRequestSlots:
+    """How many SSE streams and waits one worker serves at once (the rest answer 503)."""
+
+    capacity: int
+    semaphore: threading.BoundedSemaphore
+
+
+def long_request_capacity(environ: Mapping[str, str]) -> int | None:
+    """Slots for long requests: the worker's threads minus those kept for short requests."""
+    raw = environ.get(THREADS_ENV, "")
+    if not raw.isdigit():
+        return None  # a server with a thread per connection (the test server): no limit
+    return max(1, int(raw) - RESERVED_THREADS)
+
+
+def _take_long_slot() -> None:
+    slots: LongRequestSlots | None = current_app.extensions.get(LONG_SLOTS)
+    if slots is None or request.path not in LONG_PATHS:
+        return
+    if not slots.semaphore.acquire(blocking=False):
+        raise TooBusy(f"{slots.capacity} long-lived requests already open in this worker")
+    g.long_slot = slots
+
+
+def _give_back_on_close(response: Response) -> Response:
+    slots: LongRequestSlots | None = g.pop("long_slot", None)
+    if slots is not None:
+        # A stream holds its slot until the server closes the response (client gone or done).
+        response.call_on_close(slots.semaphore.release)
+    return response
+
+
+def _give_back_on_error(error: BaseException | None) -> None:
+    slots: LongRequestSlots | None = g.pop("long_slot", None)
+    if slots is not None:
+        slots.semaphore.release()
+
+
 def register(app: Flask) -> None:
-    """Install the body-limit and admin-token guards on `app`."""
+    """Install the body-limit, admin-token and long-request guards on `app`."""
     app.before_request(refuse_oversized_stream)
     app.before_request(require_admin)
+    capacity = long_request_capacity(os.environ)
+    if capacity is not None:
+        app.extensions[LONG_SLOTS] = LongRequestSlots(
+            capacity, threading.BoundedSemaphore(capacity)
+        )
+        app.before_request(_take_long_slot)
+        app.after_request(_give_back_on_close)
+        app.teardown_request(_give_back_on_error)

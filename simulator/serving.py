@@ -27,6 +27,7 @@ from typing import Any
 
 from simulator import __version__
 from simulator.errors import ConfigError
+from simulator.security import THREADS_ENV
 from simulator.settings import load_settings
 from simulator.store import Store
 
@@ -285,6 +286,7 @@ def _run_gunicorn(options: ServeOptions, sock: socket.socket, ready: Callable[[]
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     target = bare_from_env if options.bare else app_from_env
+    os.environ[THREADS_ENV] = str(max(1, options.threads))
 
     class SimulatorApplication(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -309,6 +311,7 @@ def _run_granian(options: ServeOptions, sock: socket.socket, ready: Callable[[],
     from granian.http import HTTP1Settings
     from granian.server import Server
 
+    os.environ[THREADS_ENV] = str(max(1, options.threads))
     # Granian binds in Rust and cannot take our socket: hand over its port (a short race).
     host, port = sock.getsockname()[:2]
     sock.close()

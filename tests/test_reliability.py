@@ -389,3 +389,43 @@ def test_loopback_by_default_and_a_warning_when_exposed() -> None:
         exposed.communicate(timeout=30)
     assert "WARNING: bound to 0.0.0.0" in warning
     assert exposed.returncode == 0
+
+
+def test_event_streams_cannot_starve_the_chat_api() -> None:
+    # 10 threads, 8 kept for short requests: 2 long-lived requests at a time per worker.
+    served = Served("--threads", "10")
+    streams: list[requests.Response] = []
+    try:
+        for _ in range(2):
+            stream = requests.get(served.url + "/api/v1/events?ping=0.5", stream=True, timeout=30)
+            assert stream.status_code == 200
+            streams.append(stream)
+        refused = requests.get(served.url + "/api/v1/events?ping=0.5", stream=True, timeout=30)
+        assert refused.status_code == 503
+        assert refused.json() == {"error": "Too many open event streams and waits"}
+        refused.close()
+        waited = requests.post(served.url + "/api/v1/wait", json={"timeout": 1}, timeout=30)
+        assert waited.status_code == 503
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: post(served.api, new_message(f"sse-{i}", "hi")).status_code,
+                    range(64),
+                )
+            )
+        assert set(answers) == {200}
+        streams.pop().close()  # a client goes away: its slot comes back
+        deadline = time.monotonic() + 30
+        while True:
+            again = requests.get(served.url + "/api/v1/events?ping=0.5", stream=True, timeout=30)
+            if again.status_code == 200 or time.monotonic() > deadline:
+                break
+            again.close()
+            time.sleep(0.2)
+        assert again.status_code == 200
+        streams.append(again)
+    finally:
+        for stream in streams:
+            stream.close()
+        served.stop()
+    print("\n2 SSE streams open, a third and a wait refused with 503, 64 messages answered 200")
