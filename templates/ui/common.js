@@ -13,6 +13,8 @@ const Sim = (() => {
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
       if (/^on/i.test(key)) throw new Error("event handlers are attached with addEventListener");
+      // URL-bearing attributes other than href never carry data here.
+      if (/^(src|srcdoc|action|formaction|style)$/i.test(key)) throw new Error(`attribute ${key} is not allowed`);
       if (key === "text") node.textContent = String(value);
       else if (key === "class") node.className = value;
       else if (key === "href") {
