@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -429,3 +430,79 @@ def test_event_streams_cannot_starve_the_chat_api() -> None:
             stream.close()
         served.stop()
     print("\n2 SSE streams open, a third and a wait refused with 503, 64 messages answered 200")
+
+
+def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(db: Path) -> None:
+    from tests.chat_stub import hang, stub_server
+    from tests.test_delivery import add_integration, customer_writes, reply
+
+    stubs = stub_server()
+    stub = next(stubs)
+    served = Served("--workers", "2", "--db", str(db))
+    try:
+        integration = add_integration(served, stub.url, timeout=30)  # type: ignore[arg-type]
+        number = customer_writes(served, integration, "held")  # type: ignore[arg-type]
+        stub.default = hang
+        queued = [reply(served, number, wait=False)["delivery"] for _ in range(4)]  # type: ignore[arg-type]
+        deadline = time.monotonic() + 30
+        while not stub.calls and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stub.calls, "a delivery attempt reached the integration"
+        slowest = 0.0
+        with ThreadPoolExecutor(16) as pool:
+
+            def timed(i: int) -> tuple[int, float]:
+                started = time.monotonic()
+                code = post(served.api, new_message(f"free-{i}", "still here")).status_code
+                return code, time.monotonic() - started
+
+            results = list(pool.map(timed, range(200)))
+        slowest = max(t for _, t in results)
+        assert {code for code, _ in results} == {200}
+        states = {
+            requests.get(f"{served.url}/api/v1/deliveries/{d['id']}", timeout=10).json()["state"]
+            for d in queued
+        }
+        assert "delivered" not in states, "the integration still holds them"
+        stub.release.set()
+    finally:
+        stub.release.set()
+        served.stop()
+        with suppress(StopIteration):
+            next(stubs)
+    print(f"\n2 workers, integration hanging: 200 messages answered 200, slowest {slowest:.2f} s")
+
+
+def test_two_workers_vanished_event_clients_leave_no_stream_behind() -> None:
+    served = Served("--workers", "2")
+
+    def open_streams() -> dict[int, int]:
+        # Each answer comes from whichever worker took the connection: ask until both spoke.
+        seen: dict[int, int] = {}
+        for _ in range(40):
+            stats = requests.get(served.url + "/api/v1/events/stats", timeout=10).json()
+            seen[stats["pid"]] = stats["streams"] + stats["waits"]
+        return seen
+
+    try:
+        clients = []
+        for _ in range(12):
+            sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+            sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+            clients.append(sock)
+        busy = open_streams()
+        assert sum(busy.values()) >= len(clients) // 2
+        for sock in clients:
+            sock.close()  # no goodbye: a worker learns it when its next ping fails
+        deadline = time.monotonic() + 30
+        while True:
+            left = open_streams()
+            if not any(left.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        served.stop()
+    print(f"\n2 workers: 12 SSE clients vanished; open streams per worker {busy} -> {left}")
+    assert len(left) == 2, "both workers answered"
+    assert not any(left.values())
