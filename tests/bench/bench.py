@@ -249,6 +249,7 @@ class Server:
         if db:
             args += ["--db", db]
         self.started = time.perf_counter()
+        self.cpu_at_ready = 0.0
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
         )
@@ -266,7 +267,9 @@ class Server:
                     time.sleep(0.002)
                     continue
                 if conn.request(new_message(999_999, 0)) == 200:
-                    return time.perf_counter() - self.started
+                    elapsed = time.perf_counter() - self.started
+                    self.cpu_at_ready = self.cpu_seconds()
+                    return elapsed
                 time.sleep(0.002)
         finally:
             conn.close()
@@ -298,6 +301,18 @@ class Server:
         total = sum(sizes.values())
         return total, total - sizes.get(self.proc.pid, 0.0)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the master and its workers."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def stop(self) -> None:
         """SIGTERM and wait."""
         if self.proc.poll() is None:
@@ -316,7 +331,10 @@ def throughput(server: str, workers: int, seconds: float) -> dict[str, Any]:
     try:
         bare.wait_ready()
         load(bare.port, "newMessage", seconds=1)
+        cpu = bare.cpu_seconds()
         ceiling = load(bare.port, "newMessage", seconds=seconds)
+        # CPU per answer does not depend on what else the machine runs: the steadier figure.
+        row["bare_cpu_ms"] = round((bare.cpu_seconds() - cpu) * 1000 / ceiling.requests, 3)
     finally:
         bare.stop()
     row["bare_rps"] = round(ceiling.rps)
@@ -327,8 +345,12 @@ def throughput(server: str, workers: int, seconds: float) -> dict[str, Any]:
         sim.wait_ready()
         load(sim.port, "newMessage", seconds=1)  # warm up: chats, tasks, caches exist
         for kind in ("newMessage", "getTask"):
+            cpu = sim.cpu_seconds()
             result = load(sim.port, kind, seconds=seconds)
             key = "new_message" if kind == "newMessage" else "get_task"
+            cpu_ms = (sim.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
+            row[f"{key}_cpu_ms"] = round(cpu_ms, 3)
+            row[f"{key}_cpu_ratio"] = round(row["bare_cpu_ms"] / cpu_ms, 3) if cpu_ms else 0
             row[f"{key}_rps"] = round(result.rps)
             row[f"{key}_p50_ms"] = round(result.percentile(0.5), 2)
             row[f"{key}_p99_ms"] = round(result.percentile(0.99), 2)
@@ -342,10 +364,12 @@ def throughput(server: str, workers: int, seconds: float) -> dict[str, Any]:
 def cold_start(server: str, workers: int, runs: int = 5) -> dict[str, Any]:
     """Seconds from exec to the first 200 (median and worst of `runs`)."""
     times = []
+    cpu = []
     for _ in range(runs):
         sim = Server(server, workers)
         try:
             times.append(sim.wait_ready())
+            cpu.append(sim.cpu_at_ready)
         finally:
             sim.stop()
     return {
@@ -353,6 +377,8 @@ def cold_start(server: str, workers: int, runs: int = 5) -> dict[str, Any]:
         "workers": workers,
         "cold_start_median_s": round(statistics.median(times), 3),
         "cold_start_max_s": round(max(times), 3),
+        # CPU burnt by master and workers until the first 200: what an idle machine waits.
+        "cold_start_cpu_median_s": round(statistics.median(cpu), 3),
     }
 
 
@@ -511,22 +537,24 @@ def print_tables(report: dict[str, Any]) -> None:
     """The figures as markdown tables."""
     if report["throughput"]:
         print(
-            "\n| server | workers | bare rps | newMessage rps (p50/p99 ms) | ratio |"
-            " getTask rps (p50/p99 ms) | ratio |"
+            "\n| server | workers | bare rps (CPU ms/req) | newMessage rps (p50/p99 ms) |"
+            " ratio | CPU ms/req (ratio) | getTask rps (p50/p99 ms) | ratio |"
+            " CPU ms/req (ratio) |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in report["throughput"]:
             print(
-                f"| {r['server']} | {r['workers']} | {r['bare_rps']} |"
+                f"| {r['server']} | {r['workers']} | {r['bare_rps']} ({r['bare_cpu_ms']}) |"
                 f" {r['new_message_rps']} ({r['new_message_p50_ms']}/{r['new_message_p99_ms']})"
                 f" | {r['new_message_ratio']} |"
+                f" {r['new_message_cpu_ms']} ({r['new_message_cpu_ratio']}) |"
                 f" {r['get_task_rps']} ({r['get_task_p50_ms']}/{r['get_task_p99_ms']})"
-                f" | {r['get_task_ratio']} |"
+                f" | {r['get_task_ratio']} | {r['get_task_cpu_ms']} ({r['get_task_cpu_ratio']}) |"
             )
     for r in report["cold_start"]:
         print(
             f"cold start {r['server']} x{r['workers']}: median {r['cold_start_median_s']} s,"
-            f" worst {r['cold_start_max_s']} s"
+            f" worst {r['cold_start_max_s']} s; CPU until then {r['cold_start_cpu_median_s']} s"
         )
     if "replay" in report:
         print(f"scenario replay: {report['replay']}")
