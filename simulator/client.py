@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 if TYPE_CHECKING:
     from simulator.control_client import ControlClient, ControlError, Fault, WaitTimeout
@@ -86,6 +86,9 @@ def send(
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
+    if not target.isascii():
+        # What browsers do with a non-ASCII path or query: UTF-8 percent-escapes.
+        target = quote(target, safe="/?&=%:@!$'()*+,;~[]-._")
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
         conn = http.client.HTTPSConnection(
@@ -119,6 +122,8 @@ def send(
         return Answer(None, duration_ms=elapsed(), error=f"reset: {exc or 'connection dropped'}")
     except (OSError, http.client.HTTPException) as exc:
         return Answer(None, duration_ms=elapsed(), error=f"network: {exc}")
+    except UnicodeError as exc:  # e.g. a host name that is not valid IDNA
+        return Answer(None, duration_ms=elapsed(), error=f"network: bad URL: {exc}")
     finally:
         conn.close()
 

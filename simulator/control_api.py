@@ -68,9 +68,12 @@ def _int_arg(name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"{name} must be an integer") from None
+    if not -(2**63) <= value < 2**63:  # SQLite refuses larger integers (a 500, not an answer)
+        raise BadRequest(f"{name} is out of range")
+    return value
 
 
 @bp.get("/status")

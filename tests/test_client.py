@@ -226,3 +226,16 @@ def test_journal_masks_tokens_unless_revealed(control: ControlClient) -> None:
     revealed = dict(control.journal(made["id"], reveal=True)[-1]["form"])
     assert revealed["planfix_token"] == made["planfix_token"]
     assert masked["planfix_token"] != made["planfix_token"]
+
+
+def test_send_never_raises_on_odd_urls(server: LiveServer) -> None:
+    # Non-ASCII paths go out percent-encoded, as browsers send them; a bad host is an answer.
+    assert send("GET", server.url + "/ünïcode").status == 404
+    assert send("GET", "http://a..b/").error.startswith("network:")
+
+
+def test_out_of_range_filters_are_refused_not_crashed(control: ControlClient) -> None:
+    # Found by Schemathesis: SQLite cannot hold these numbers.
+    with pytest.raises(ControlError) as caught:
+        control.journal(since=10**20)
+    assert caught.value.status == 400
