@@ -368,7 +368,11 @@ def test_the_operator_sees_unread_tasks_and_completes_and_reopens(
     other.click()
     expect(page.locator("#thread")).to_contain_text("hi from Ann")
     expect(page.locator(".task-item", has_text="Ann").locator(".unread-dot")).to_have_count(0)
-    assert api(live_server, "GET", "/api/v1/tasks/1000")["unread"] == 0
+    # Opening the task tells the server it was read (POST /read after the thread renders).
+    page.wait_for_function(
+        "fetch('/api/v1/tasks/1000').then(r => r.json()).then(t => t.unread === 0)",
+        polling=100,
+    )
 
 
 def test_an_echo_shows_its_author_beside_the_customer(page: Any, live_server: LiveServer) -> None:
