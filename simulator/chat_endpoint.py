@@ -158,9 +158,12 @@ def webhook() -> Response:
     seen.chat_id = item.chat_id
     if rt.settings.fake_chat_reports_status and item.message_id and rt.base_url:
         reporter: Reporter = rt.services[SERVICE]
+        # When this simulator delivered the message, the report waits for that delivery to be
+        # recorded: a real chat reports after the exchange, and the journal keeps that order.
+        own = request.headers.get(ORIGIN_HEADER) == rt.store.instance_id
         reporter.submit(
             lambda: report_status(
-                rt.store, rt.base_url, integration, item.provider_id, item.message_id
+                reporter, rt.base_url, integration, item.provider_id, item.message_id, own
             )
         )
     return jsonify(chatId=item.chat_id, contactId=item.contact_id)
@@ -214,6 +217,7 @@ class Reporter:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.stopping = threading.Event()
         self.errors: list[BaseException] = []
 
     def submit(self, job: Callable[[], None]) -> None:
@@ -226,6 +230,7 @@ class Reporter:
 
     def stop(self) -> None:
         """Finish queued jobs and end the thread."""
+        self.stopping.set()
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -244,10 +249,29 @@ class Reporter:
             self.store.release_thread()
 
 
+def settled(reporter: Reporter, integration: Integration, message_id: str) -> bool:
+    """Wait until this simulator has recorded the delivery of `message_id` (bounded)."""
+    store = reporter.store
+    deadline = time.monotonic() + integration.timeout + 10.0
+    while not reporter.stopping.is_set() and time.monotonic() < deadline:
+        if store.outbound_delivery_state(integration.id, message_id) != "pending":
+            return True
+        with store.changed:
+            store.changed.wait(0.2)
+    return False
+
+
 def report_status(
-    store: Store, base_url: str, integration: Integration, provider_id: str, message_id: str
+    reporter: Reporter,
+    base_url: str,
+    integration: Integration,
+    provider_id: str,
+    message_id: str,
+    wait_for_delivery: bool,
 ) -> None:
     """Tell this simulator's Planfix that the customer got, then read, a message."""
+    if wait_for_delivery and not settled(reporter, integration, message_id):
+        return  # shutting down, or the delivery never settled: nothing sensible to report
     for status in STATUS_SEQUENCE:
         post_form(
             base_url + "/webchat/api",

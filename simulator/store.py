@@ -1906,6 +1906,16 @@ class Store:
             for r in reversed(rows)
         ]
 
+    def outbound_delivery_state(self, integration_id: int, message_id: str) -> str | None:
+        """pending | delivered | failed of an outbound message by messageId; None if unknown."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT delivery_state FROM messages WHERE integration_id = ? AND message_id = ?"
+                " AND direction = 'out'",
+                (integration_id, message_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def put_fault_mark(self, request_id: str, fault: str) -> None:
         """A face injected `fault` into a call the simulator made to itself: tell the sender."""
         t = self.clock()

@@ -180,6 +180,13 @@ def test_sandbox_with_no_config_round_trip_with_ticks(live_server: LiveServer) -
     assert {dict(tuple(p) for p in e["form"])["messageId"] for e in reports} == {item["messageId"]}
     message = api(live_server, "GET", f"/api/v1/tasks/{task['number']}")["messages"][-1]
     assert message["status"] == "read"
+    # The chat reports after the delivery is recorded, so the journal reads in causal order.
+    assert [(e["direction"], e["cmd"]) for e in api(live_server, "GET", "/api/v1/journal")] == [
+        ("to_planfix", "newMessage"),
+        ("to_chat", "newMessage"),
+        ("to_planfix", "messageStatus"),
+        ("to_planfix", "messageStatus"),
+    ]
     # One exchange, one entry: the fake chat does not journal the simulator's own delivery.
     to_chat = api(live_server, "GET", "/api/v1/journal?direction=to_chat")
     assert [(e["party"], e["delivery_id"]) for e in to_chat] == [
