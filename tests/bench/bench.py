@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -446,9 +447,7 @@ def memory(server: str, workers: int, marks: list[int], http_only: bool) -> dict
             print(f"  memory: {out['marks'][-1]}", flush=True)
     finally:
         sim.stop()
-        for suffix in ("", "-wal", "-shm"):
-            Path(db + suffix).unlink(missing_ok=True)
-        os.rmdir(folder)
+        shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
