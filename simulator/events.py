@@ -49,7 +49,8 @@ WAIT_SCHEMA: dict[str, Any] = {
     "properties": {
         "match": MATCH_SCHEMA,
         "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
-        "since": {"type": "integer", "minimum": 0},
+        # The maximum is SQLite's: a larger id cannot even be compared (a 500, not an answer).
+        "since": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     },
 }
 

@@ -239,3 +239,6 @@ def test_out_of_range_filters_are_refused_not_crashed(control: ControlClient) ->
     with pytest.raises(ControlError) as caught:
         control.journal(since=10**20)
     assert caught.value.status == 400
+    with pytest.raises(ControlError) as waited:
+        control.wait(since=10**20, timeout=0)
+    assert waited.value.status == 400
