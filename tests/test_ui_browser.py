@@ -66,8 +66,12 @@ def confirms() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Any, confirms: list[str]) -> Iterator[Any]:
-    """A fresh tab at 1280 px; an unexpected JavaScript dialog or page error fails the test."""
+def page(browser: Any, confirms: list[str], live_server: LiveServer) -> Iterator[Any]:
+    """A fresh tab at 1280 px; an unexpected JavaScript dialog or page error fails the test.
+
+    It depends on `live_server` so that the tab (and its event stream) closes before the server
+    stops: a stream still open at shutdown would outlive the server in a daemon thread.
+    """
     context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
@@ -525,4 +529,5 @@ def test_with_an_admin_token_one_visit_unlocks_the_whole_sandbox(page: Any) -> N
         expect(page.locator("#chat-thread .msg.theirs")).to_contain_text("still live")
         page.goto(server.url + "/journal")
         expect(page.locator('#entries tr[data-direction="to_chat"]')).to_have_count(1)
+        page.goto("about:blank")  # close the event stream before the server stops
         server.check()
