@@ -145,12 +145,14 @@ def take(store: Store, integration_id: int, side: str) -> Injected | None:
 def dropped_response() -> Response:
     """A response that closes the connection instead of answering.
 
-    Werkzeug's server puts the socket in the environ as `werkzeug.socket`. The socket is shut
-    when the server starts sending the body, that is after the app has journaled the exchange;
-    the server's write then fails with a ConnectionError, which it treats as a dropped client.
-    Servers without that key get a ConnectionAbortedError, answered as their errors are.
+    Werkzeug's server and gunicorn put the socket in the environ (`werkzeug.socket`,
+    `gunicorn.socket`). The socket is shut when the server starts sending the body, that is
+    after the app has journaled the exchange; the server's write then fails with EPIPE, which
+    both treat as a client gone. Servers without such a key get a ConnectionAbortedError,
+    answered as their errors are.
     """
-    sock = request.environ.get("werkzeug.socket")
+    environ = request.environ
+    sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if sock is None:
         raise ConnectionAbortedError("fault: drop (the server exposes no socket)")
 
