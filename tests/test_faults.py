@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
+import signal
+import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -344,3 +348,33 @@ def test_decisions_respect_count_and_replay_from_the_seed(
     assert hits == run()
     if probability is None:
         assert hits == [i < count for i in range(calls)]
+
+
+@pytest.mark.slow
+def test_drop_under_the_default_server_gunicorn(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        ["planfix-sim", "serve", "--port", "0", "--db", str(tmp_path / "sim.sqlite3")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        while not url:
+            line = proc.stdout.readline()
+            assert line, "serve exited before printing its URL"
+            found = re.search(r"serving on (http://\S+)", line)
+            url = found.group(1) if found else ""
+        server = SimpleNamespace(url=url)
+        plan(server, planfix={"drop": True, "count": 1})  # type: ignore[arg-type]
+
+        dropped = customer_message(server)  # type: ignore[arg-type]
+        after = customer_message(server)  # type: ignore[arg-type]
+
+        assert (dropped.status, dropped.error[:6]) == (None, "reset:")
+        assert after.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.communicate(timeout=30)[0] is not None
+    assert proc.returncode == 0
