@@ -212,8 +212,11 @@ def journal() -> Response:
 
 @bp.get("/journal/<int:entry_id>")
 def journal_entry(entry_id: int) -> Response:
-    """One journal entry."""
-    return jsonify(runtime().store.journal_entry(entry_id).as_dict())
+    """One journal entry (tokens masked unless `?reveal=1`)."""
+    entry = runtime().store.journal_entry(entry_id).as_dict()
+    if request.args.get("reveal") not in ("1", "true"):
+        entry = security.mask_entry(entry)
+    return jsonify(entry)
 
 
 @bp.post("/reset")

@@ -305,7 +305,14 @@ def build_spec() -> dict[str, Any]:
             "get": _op(
                 "One journal entry",
                 _ref("JournalEntry"),
-                params=[_path("entry_id", {"type": "integer"})],
+                params=[
+                    _path("entry_id", {"type": "integer"}),
+                    _query(
+                        "reveal",
+                        {"type": "string", "enum": ["1", "true"]},
+                        "Show planfix_token/token values unmasked",
+                    ),
+                ],
             ),
         },
         "/api/v1/journal/export": {

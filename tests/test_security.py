@@ -115,6 +115,10 @@ def test_journal_masks_tokens_unless_revealed(live_server: LiveServer) -> None:
     assert ["planfix_token", "303c\u20264b70"] in masked
     shown = requests.get(live_server.url + "/api/v1/journal?reveal=1", timeout=10).json()
     assert ["planfix_token", PLANFIX_TOKEN] in shown[-1]["form"]
+    one = f"{live_server.url}/api/v1/journal/{shown[-1]['id']}"
+    assert ["planfix_token", "303c\u20264b70"] in requests.get(one, timeout=10).json()["form"]
+    revealed = requests.get(one + "?reveal=1", timeout=10).json()["form"]
+    assert ["planfix_token", PLANFIX_TOKEN] in revealed
 
 
 def test_no_request_parameter_makes_the_simulator_fetch_a_url(live_server: LiveServer) -> None:
