@@ -325,6 +325,9 @@ def _run_granian(options: ServeOptions, sock: socket.socket, ready: Callable[[],
         http1_settings=HTTP1Settings(header_read_timeout=int(READ_TIMEOUT_SECONDS * 1000)),
         factory=True,
         log_access=False,
+        # A worker signalled while still starting ignores SIGTERM and granian's master would
+        # wait for it forever (seen in the benchmark): kill stragglers after the grace period.
+        workers_kill_timeout=GRACEFUL_SECONDS,
     )
     ready()
     server.serve()
