@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, got_request_exception, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
 
@@ -153,19 +153,27 @@ def _register_error_handlers(app: Flask) -> None:
         def unexpected(error: Exception) -> Response:
             # A bug: logged with its traceback, answered as JSON so no client sees HTML.
             log.exception("unexpected error on %s %s", request.method, request.path)
+            # Handled here, so Flask will not signal it: tell listeners (the live server's
+            # check()) ourselves, or a test would never learn of the bug.
+            got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
             g.planfix_error = f"internal error: {type(error).__name__}"
             response = jsonify({"error": "Internal error"})
             response.status_code = 500
             return response
 
 
-def close_app(app: Flask) -> None:
-    """Release the store's connections and remove a temporary database."""
-    rt = runtime(app)
-    for service in rt.services.values():
+def stop_services(app: Flask) -> None:
+    """Stop the app's background services (event streams, delivery workers); idempotent."""
+    for service in runtime(app).services.values():
         stop = getattr(service, "stop", None)
         if callable(stop):
             stop()
+
+
+def close_app(app: Flask) -> None:
+    """Stop the services, release the store's connections and remove a temporary database."""
+    rt = runtime(app)
+    stop_services(app)
     rt.store.close()
     if rt.temp_dir:
         shutil.rmtree(rt.temp_dir, ignore_errors=True)

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, got_request_exception
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from simulator.app import close_app, create_app
+from simulator.app import close_app, create_app, stop_services
 
 
 class LiveServer:
@@ -58,6 +58,10 @@ class LiveServer:
 
     def stop(self) -> None:
         """Stop serving and release the app's store."""
+        if self.app is not None:
+            # End event streams and workers first: request threads still inside the store
+            # must be gone before its connections close.
+            stop_services(self.app)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -1298,7 +1298,8 @@ class Store:
                     exchange.url,
                     exchange.cmd,
                     exchange.chat_id,
-                    json.dumps([list(p) for p in exchange.form]),
+                    # The journal holds text: a missing value is an empty string, never null.
+                    json.dumps([[str(k), "" if v is None else str(v)] for k, v in exchange.form]),
                     json.dumps(exchange.request_headers),
                     exchange.status,
                     exchange.response_body,
