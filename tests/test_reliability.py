@@ -233,8 +233,8 @@ def test_kill_9_under_load_loses_no_answered_message_and_reuses_no_number(db: Pa
 
 @pytest.fixture(scope="module")
 def one() -> Iterator[Served]:
-    """One simulator for the bad-input tests, 2 threads so held threads would show."""
-    served = Served("--threads", "2")
+    """One simulator for the bad-input tests: one worker of 2 threads, so held threads show."""
+    served = Served("--workers", "1", "--threads", "2")
     yield served
     served.stop()
 
@@ -394,7 +394,7 @@ def test_loopback_by_default_and_a_warning_when_exposed() -> None:
 
 def test_event_streams_cannot_starve_the_chat_api() -> None:
     # 10 threads, 8 kept for short requests: 2 long-lived requests at a time per worker.
-    served = Served("--threads", "10")
+    served = Served("--workers", "1", "--threads", "10")
     streams: list[requests.Response] = []
     try:
         for _ in range(2):
