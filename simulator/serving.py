@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -145,15 +146,21 @@ def serve(options: ServeOptions) -> int:
         db_path = str(Path(temp_dir) / "simulator.sqlite3")
     env["SIMULATOR_DB"] = str(Path(db_path).resolve())
     master_pid = os.getpid()
+    started: list[bool] = []
     try:
         if not options.bare:
-            _prepare_store(env["SIMULATOR_DB"], settings)
+            try:
+                _prepare_store(env["SIMULATOR_DB"], settings)
+            except (sqlite3.Error, OSError) as exc:
+                print(f"planfix-sim: cannot use database {db_path}: {exc}", file=sys.stderr)
+                return 1
         os.environ.update(env)
         # Until the server installs its own handlers, a signal still ends us through `finally`.
         signal.signal(signal.SIGTERM, _exit_now)
         signal.signal(signal.SIGINT, _exit_now)
 
         def ready() -> None:
+            started.append(True)
             _banner(options, base_url, env["SIMULATOR_DB"], temporary=temp_dir is not None)
 
         return _run(options, sock, ready)
@@ -164,7 +171,8 @@ def serve(options: ServeOptions) -> int:
                 sock.close()
             if temp_dir:
                 shutil.rmtree(temp_dir, ignore_errors=True)
-            print("planfix-simulator stopped", flush=True)
+            if started:
+                print("planfix-simulator stopped", flush=True)
 
 
 def _exit_now(signum: int, frame: FrameType | None) -> None:
