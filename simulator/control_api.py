@@ -203,20 +203,16 @@ def journal_query() -> JournalQuery:
 @bp.get("/journal")
 def journal() -> Response:
     """Journal entries, oldest first; filters: integration, cmd, direction, status, since, limit."""
-    entries = [e.as_dict() for e in runtime().store.journal(journal_query())]
     # Tokens are masked unless asked for: journals end up in CI logs and screenshots.
-    if request.args.get("reveal") not in ("1", "true"):
-        entries = [security.mask_entry(e) for e in entries]
-    return jsonify(entries)
+    return jsonify(
+        [security.shown_entry(e.as_dict()) for e in runtime().store.journal(journal_query())]
+    )
 
 
 @bp.get("/journal/<int:entry_id>")
 def journal_entry(entry_id: int) -> Response:
     """One journal entry (tokens masked unless `?reveal=1`)."""
-    entry = runtime().store.journal_entry(entry_id).as_dict()
-    if request.args.get("reveal") not in ("1", "true"):
-        entry = security.mask_entry(entry)
-    return jsonify(entry)
+    return jsonify(security.shown_entry(runtime().store.journal_entry(entry_id).as_dict()))
 
 
 @bp.post("/reset")

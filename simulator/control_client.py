@@ -544,6 +544,7 @@ class ControlClient:
         status: int | None = None,
         integration: int | str | None = None,
         fields: Mapping[str, str | list[str] | None] | None = None,
+        reveal: bool = False,
     ) -> JournalEntryJson:
         """Block until a matching exchange is journaled; WaitTimeout (with `closest`) if none."""
         match = _drop_none(
@@ -557,7 +558,7 @@ class ControlClient:
         if fields:
             match["fields"] = {wire_name(k): v for k, v in fields.items()}
         data = _drop_none(match=match, timeout=timeout, since=since)
-        path = "/api/v1/wait"
+        path = "/api/v1/wait?reveal=1" if reveal else "/api/v1/wait"
         answer = self.raw("POST", path, data, timeout=timeout + self.timeout)
         if answer.status == 408:
             raise WaitTimeout("POST", path, answer)

@@ -135,8 +135,7 @@ def first_message() -> Response:
 def _shown(found: DeliveryRecord) -> dict[str, Any]:
     """A delivery's JSON; tokens in its form masked unless `?reveal=1` (as in the journal)."""
     shown = found.as_dict()
-    if request.args.get("reveal") not in ("1", "true"):
-        shown["form"] = security.mask_form(shown["form"])
+    shown["form"] = security.shown_form(shown["form"])
     return shown
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from flask import Blueprint, Flask, Response, jsonify, request
 
+from simulator import security
 from simulator.context import EXTENSION, Runtime, runtime
 from simulator.control_api import json_body, resolve_integration
 from simulator.errors import BadRequest, SimulatorError
@@ -70,7 +71,7 @@ class WaitTimedOut(SimulatorError):
         """The error, the closest entries seen (best first) and how each differs."""
         return {
             "error": self.wire_text,
-            "closest": [e.as_dict() for e in self.near],
+            "closest": [security.shown_entry(e.as_dict()) for e in self.near],
             "differences": [differences(self.match, e) for e in self.near],
         }
 
@@ -330,4 +331,4 @@ def wait() -> Response:
     found, near = wait_for(hub(), match, since=int(since), timeout=timeout)
     if found is None:
         raise WaitTimedOut(match, near, f"nothing matched {match.as_dict()} in {timeout:g} s")
-    return jsonify(found.as_dict())
+    return jsonify(security.shown_entry(found.as_dict()))

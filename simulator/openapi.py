@@ -76,6 +76,10 @@ INTEGRATION_FILTER = _query(
     "integration", {"type": "string"}, "Integration id or name: only its records"
 )
 NUMBER = _path("number", {"type": "integer"})
+REVEAL = _query(
+    "reveal", {"type": "string", "enum": ["1", "true"]}, "Show planfix_token/token values unmasked"
+)
+BUSY = "503"
 REF = _path("ref", {"type": "string"})
 
 
@@ -150,6 +154,7 @@ def _events_op() -> dict[str, Any]:
             },
             "400": _error("Bad Last-Event-ID or ping"),
             "404": _error("No such integration"),
+            BUSY: _error("Every slot for long requests of this worker is taken"),
         },
     }
 
@@ -174,6 +179,7 @@ def _wait_op() -> dict[str, Any]:
         "Wait until a matching exchange is journaled",
         _ref("JournalEntry"),
         body=WAIT_SCHEMA,
+        params=[REVEAL],
         errors=("400", "404"),
     )
     op["description"] = (
@@ -182,6 +188,7 @@ def _wait_op() -> dict[str, Any]:
         "10, max 300) answers 408 with the entries that came closest."
     )
     op["responses"]["408"] = _json_response("Nothing matched in time", timed_out)
+    op["responses"][BUSY] = _error("Every slot for long requests of this worker is taken")
     return op
 
 
@@ -292,11 +299,7 @@ def build_spec() -> dict[str, Any]:
                     _query("status", {"type": "integer"}, "Only this HTTP status"),
                     _query("since", {"type": "integer"}, "Only entries after this id"),
                     _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
-                    _query(
-                        "reveal",
-                        {"type": "string", "enum": ["1", "true"]},
-                        "Show planfix_token/token values unmasked",
-                    ),
+                    REVEAL,
                 ],
                 errors=("400", "404"),
             ),
@@ -307,11 +310,7 @@ def build_spec() -> dict[str, Any]:
                 _ref("JournalEntry"),
                 params=[
                     _path("entry_id", {"type": "integer"}),
-                    _query(
-                        "reveal",
-                        {"type": "string", "enum": ["1", "true"]},
-                        "Show planfix_token/token values unmasked",
-                    ),
+                    REVEAL,
                 ],
             ),
         },
@@ -662,7 +661,7 @@ SCHEMAS.update(
 
 def _delivery_paths() -> dict[str, Any]:
     delivery_id = _path("delivery_id", {"type": "integer"})
-    reveal = _query("reveal", {"enum": ["1", "true"]}, "Show token values in forms unmasked")
+    reveal = REVEAL
     faults_body = {
         "type": "object",
         "properties": {

@@ -287,6 +287,7 @@ class PlanfixSandbox:
                 cmd=wire.get("cmd"),
                 status=wire.get("status"),
                 fields=wire.get("fields"),
+                reveal=True,
             )
         except WaitTimeout:
             self.server.check()

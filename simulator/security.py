@@ -47,6 +47,21 @@ def mask_form(form: Sequence[Sequence[str]]) -> list[list[str]]:
     ]
 
 
+def revealed() -> bool:
+    """Whether this request asked to see secrets unmasked (`?reveal=1`)."""
+    return request.args.get("reveal") in ("1", "true")
+
+
+def shown_form(form: Sequence[Sequence[str]]) -> list[list[str]]:
+    """A form as this request may see it: secrets masked unless `?reveal=1`."""
+    return [list(pair) for pair in form] if revealed() else mask_form(form)
+
+
+def shown_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A journal entry's JSON as this request may see it: masked unless `?reveal=1`."""
+    return dict(entry) if revealed() else mask_entry(entry)
+
+
 def mask_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A journal entry's JSON with its secret form values masked."""
     masked = dict(entry)
