@@ -30,11 +30,17 @@ from flask import Blueprint, Response, g, jsonify, request
 from simulator import faults
 from simulator.client import Answer, post_form
 from simulator.context import runtime
-from simulator.control_api import integration_filter, json_body, resolve_integration
+from simulator.control_api import (
+    ATTACHMENTS_SCHEMA,
+    integration_filter,
+    json_body,
+    resolve_integration,
+)
 from simulator.delivery import DEFAULT_PROVIDER_ID, send_marked
 from simulator.domain import (
     ATTACHMENT_NAME,
     ATTACHMENT_URL,
+    CONTACT_FIELDS,
     TOKEN_FIELD,
     Form,
     Integration,
@@ -289,15 +295,6 @@ def report_status(
 # -- the customer side (/api/v1/chat) ----------------------------------------------------------
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
-_ATTACHMENTS = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "url"],
-        "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
-    },
-}
 # newMessage's fields in the documentation's order; anything else given is sent after them.
 MESSAGE_FIELDS = (
     "providerId",
@@ -307,12 +304,7 @@ MESSAGE_FIELDS = (
     "message",
     "title",
     "contactId",
-    "contactName",
-    "contactLastName",
-    "contactIco",
-    "contactEmail",
-    "contactPhone",
-    "contactData",
+    *CONTACT_FIELDS,
 )
 _OWN_KEYS = ("integration", "planfix_url", "data", "attachments", "isEcho", "userEmail")
 MESSAGE_SCHEMA: dict[str, Any] = {
@@ -324,7 +316,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "isEcho": {"type": ["string", "boolean", "integer"]},
         "userEmail": {"type": "string"},
         "data": {"type": "object", "additionalProperties": {"type": "string"}},
-        "attachments": _ATTACHMENTS,
+        "attachments": ATTACHMENTS_SCHEMA,
     },
     "additionalProperties": {"oneOf": [_SCALAR, {"type": "null"}]},
 }
@@ -335,7 +327,7 @@ COMMAND_SCHEMA: dict[str, Any] = {
         "cmd": {"type": "string"},
         "integration": {"type": ["string", "integer"]},
         "planfix_url": {"type": "string", "minLength": 1},
-        "attachments": _ATTACHMENTS,
+        "attachments": ATTACHMENTS_SCHEMA,
     },
     "additionalProperties": {
         "oneOf": [_SCALAR, {"type": "null"}, {"type": "array", "items": _SCALAR}]

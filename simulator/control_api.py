@@ -23,6 +23,18 @@ from simulator.store import JournalQuery
 bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
 
 
+# Attachments in control-API bodies: [{name, url}], paired as Planfix pairs them on the wire.
+ATTACHMENTS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["name", "url"],
+        "additionalProperties": False,
+        "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
+    },
+}
+
+
 def json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """The request's JSON object (empty when there is no body), checked against `schema`."""
     if not request.get_data(cache=True):

@@ -9,7 +9,12 @@ from flask import Blueprint, Flask, Response, jsonify, request
 
 from simulator import chat_endpoint, delivery, faults, security
 from simulator.context import runtime
-from simulator.control_api import integration_filter, json_body, resolve_integration
+from simulator.control_api import (
+    ATTACHMENTS_SCHEMA,
+    integration_filter,
+    json_body,
+    resolve_integration,
+)
 from simulator.delivery import DeliveryWorker
 from simulator.domain import Attachment, Integration
 from simulator.errors import BadRequest
@@ -17,15 +22,6 @@ from simulator.records import DeliveryRecord
 
 bp = Blueprint("delivery_api", __name__, url_prefix="/api/v1")
 
-_ATTACHMENTS = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "url"],
-        "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
-    },
-}
 REPLY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["message"],
@@ -33,7 +29,7 @@ REPLY_SCHEMA: dict[str, Any] = {
     "properties": {
         "message": {"type": "string"},
         "employee": {"type": "string"},
-        "attachments": _ATTACHMENTS,
+        "attachments": ATTACHMENTS_SCHEMA,
         "wait": {"type": "boolean"},
     },
 }
@@ -48,7 +44,7 @@ FIRST_SCHEMA: dict[str, Any] = {
         "employee": {"type": "string"},
         "channel": {"type": "string"},
         "providerId": {"type": "string", "minLength": 1},
-        "attachments": _ATTACHMENTS,
+        "attachments": ATTACHMENTS_SCHEMA,
         "wait": {"type": "boolean"},
     },
 }
