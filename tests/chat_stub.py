@@ -20,6 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from simulator.client import request_json
 from simulator.context import runtime
 from simulator.server import LiveServer
 
@@ -169,3 +170,10 @@ def _no_background_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     server: LiveServer = request.getfixturevalue("live_server")
     yield
     assert background_errors(server) == []
+
+
+def api(server: LiveServer, method: str, path: str, data: Any = None, status: int = 200) -> Any:
+    """Call the control API and return its JSON, checking the status."""
+    answer = request_json(method, server.url + path, data)
+    assert answer.status == status, answer.text
+    return answer.json()

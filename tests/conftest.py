@@ -12,6 +12,7 @@ from simulator.app import close_app, create_app
 from simulator.context import runtime
 from simulator.server import LiveServer
 from simulator.store import Store
+from tests.chat_stub import IntegrationStub, stub_server
 
 PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"
 CHAT_TOKEN = "202cb962ac59075b964b07152d234b70"
@@ -41,6 +42,12 @@ def client(app: Flask) -> FlaskClient:
 def store(app: Flask) -> Store:
     """The store behind `app`."""
     return runtime(app).store
+
+
+@pytest.fixture
+def stub() -> Iterator[IntegrationStub]:
+    """A stub server playing the other party (an integration, or an external Planfix)."""
+    yield from stub_server()
 
 
 @pytest.fixture

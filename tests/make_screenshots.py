@@ -14,19 +14,10 @@ from typing import Any
 
 from simulator.client import request_json
 from simulator.server import LiveServer
+from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
 
 OUT = Path(__file__).resolve().parent / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-]
+ARGS = [*CHROMIUM_ARGS, "--hide-scrollbars"]
 
 
 def call(server: LiveServer, method: str, path: str, body: Any = None) -> Any:

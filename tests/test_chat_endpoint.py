@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from simulator.server import LiveServer
 from tests.chat_stub import (
     IntegrationStub,
     _no_background_errors,  # noqa: F401 - autouse fixture
+    api,
     json_answer,
-    stub_server,
     wait_until,
 )
 from tests.conftest import CHAT_TOKEN, PLANFIX_TOKEN
@@ -34,19 +33,6 @@ SEED_SAMPLE = [
     ("attachments[name]", "file2.doc"),
     ("attachments[url]", "https://account_name.planfix.com/file/aadkapdoa5456455"),
 ]
-
-
-@pytest.fixture
-def stub() -> Iterator[IntegrationStub]:
-    """A stub playing an external Planfix."""
-    yield from stub_server()
-
-
-def api(server: LiveServer, method: str, path: str, data: Any = None, status: int = 200) -> Any:
-    """Call the control API and return its JSON, checking the status."""
-    answer = request_json(method, server.url + path, data)
-    assert answer.status == status, answer.text
-    return answer.json()
 
 
 def webhook(server: LiveServer, pairs: list[tuple[str, str]]) -> tuple[int | None, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +16,17 @@ from tests.chat_stub import (
     Call,
     IntegrationStub,
     _no_background_errors,  # noqa: F401 - autouse fixture
+    api,
     background_errors,
     drop,
     hang,
     json_answer,
     raw_answer,
     refused_url,
-    stub_server,
     wait_until,
 )
 
 SECRET_QUERY = "secret=S3cr%C3%A9t&x=1"
-
-
-@pytest.fixture
-def stub() -> Iterator[IntegrationStub]:
-    """The integration under test, played by a stub server."""
-    yield from stub_server()
-
-
-def api(server: LiveServer, method: str, path: str, data: Any = None, status: int = 200) -> Any:
-    """Call the control API and return its JSON, checking the status."""
-    answer = request_json(method, server.url + path, data)
-    assert answer.status == status, answer.text
-    return answer.json()
 
 
 def add_integration(server: LiveServer, url: str, **settings: Any) -> dict[str, Any]:

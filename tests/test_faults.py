@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from simulator.client import Answer, post_form, request_json
 from simulator.faults import decide, new_plan
 from simulator.server import LiveServer
-from tests.chat_stub import _no_background_errors  # noqa: F401 - autouse fixture
+from tests.chat_stub import _no_background_errors, api  # noqa: F401 - autouse fixture
 from tests.conftest import PLANFIX_TOKEN
 from tests.test_chat_endpoint import SEED_SAMPLE
 
@@ -30,13 +30,6 @@ STATUS_BODIES = {
     503: {"error": "Service unavailable"},
 }
 MALFORMED = '{"error": "Invalid par'
-
-
-def api(server: LiveServer, method: str, path: str, data: Any = None, status: int = 200) -> Any:
-    """Call the control API and return its JSON, checking the status."""
-    answer = request_json(method, server.url + path, data)
-    assert answer.status == status, answer.text
-    return answer.json()
 
 
 def plan(server: LiveServer, **sides: Any) -> dict[str, Any]:
