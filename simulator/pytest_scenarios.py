@@ -66,7 +66,9 @@ def _option(config: pytest.Config, name: str) -> str | None:
 
 
 def _targets(config: pytest.Config) -> Targets:
-    simulator_url = _option(config, "simulator_url")
+    # The fixtures' plugin (`planfix` fixture) names the same things --planfix-sim-url and
+    # --planfix-sim-admin-token: either spelling points scenarios at a running simulator.
+    simulator_url = _option(config, "simulator_url") or _option(config, "planfix_sim_url")
     if simulator_url is None:
         server = config.stash.get(_SERVER, None)
         if server is None:
@@ -79,7 +81,8 @@ def _targets(config: pytest.Config) -> Targets:
         planfix_url=_option(config, "planfix_url"),
         integration_url=_option(config, "integration_url"),
         planfix_token=_option(config, "planfix_token"),
-        admin_token=_option(config, "simulator_admin_token"),
+        admin_token=_option(config, "simulator_admin_token")
+        or _option(config, "planfix_sim_admin_token"),
     )
 
 

@@ -263,8 +263,9 @@ def test_pytest_collects_one_item_per_scenario_and_a_bad_file_fails_only_itself(
     result.stdout.fnmatch_lines(["*wrong.yaml:3: step 1 (send getTask)*failed*"])
 
 
+@pytest.mark.parametrize("option", ["--simulator-url", "--planfix-sim-url"])
 def test_pytest_takes_the_same_target_options(
-    pytester: pytest.Pytester, live_server: LiveServer
+    pytester: pytest.Pytester, live_server: LiveServer, option: str
 ) -> None:
     pytester.makefile(
         ".yaml",
@@ -274,9 +275,7 @@ def test_pytest_takes_the_same_target_options(
           - send: {cmd: getTask, providerId: demo, chatId: from-pytest}
         """,
     )
-    result = pytester.runpytest(
-        "-p", "simulator.pytest_scenarios", f"--simulator-url={live_server.url}"
-    )
+    result = pytester.runpytest("-p", "simulator.pytest_scenarios", f"{option}={live_server.url}")
     result.assert_outcomes(passed=1)
     journal = client.request_json("GET", live_server.url + "/api/v1/journal?cmd=getTask").json()
     assert [e["chat_id"] for e in journal] == ["from-pytest"]
