@@ -317,9 +317,17 @@ def _run_gunicorn(options: ServeOptions, sock: socket.socket, ready: Callable[[]
 
 
 def _run_granian(options: ServeOptions, sock: socket.socket, ready: Callable[[], None]) -> int:
-    from granian.constants import Interfaces
-    from granian.http import HTTP1Settings
-    from granian.server import Server
+    try:
+        from granian.constants import Interfaces
+        from granian.http import HTTP1Settings
+        from granian.server import Server
+    except ImportError:
+        # granian is optional: only the server comparison uses it.
+        print(
+            "planfix-sim: granian is not installed: pip install 'planfix-simulator[bench]'",
+            file=sys.stderr,
+        )
+        return 2
 
     os.environ[THREADS_ENV] = str(max(1, options.threads))
     # Granian binds in Rust and cannot take our socket: hand over its port (a short race).
