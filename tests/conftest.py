@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask
@@ -14,6 +14,8 @@ from simulator.server import LiveServer
 from simulator.store import Store
 from tests.chat_stub import IntegrationStub, stub_server
 
+Report = Callable[[str], None]
+_REPORT = pytest.StashKey[list[str]]()
 PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"
 CHAT_TOKEN = "202cb962ac59075b964b07152d234b70"
 
@@ -57,3 +59,24 @@ def live_server(app_config: dict[str, object]) -> Iterator[LiveServer]:
     yield server
     server.stop()
     server.check()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Report:
+    """Record a line for the session summary: counts show in CI even when output is captured."""
+    lines = request.config.stash.setdefault(_REPORT, [])
+    name = request.node.name
+
+    def add(text: str) -> None:
+        lines.append(f"{name}: {text.strip()}")
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the tests counted (reliability figures) at the end of the run."""
+    lines = terminalreporter.config.stash.get(_REPORT, [])
+    if lines:
+        terminalreporter.section("what the tests counted")
+        for line in lines:
+            terminalreporter.write_line(line)

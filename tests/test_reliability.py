@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from simulator.serving import READ_TIMEOUT_SECONDS
-from tests.conftest import PLANFIX_TOKEN
+from tests.conftest import PLANFIX_TOKEN, Report
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "sim.sqlite3"
 
 
-def test_two_workers_32_clients_1000_chats_lose_nothing(db: Path) -> None:
+def test_two_workers_32_clients_1000_chats_lose_nothing(db: Path, report: Report) -> None:
     served = Served("--workers", "2", "--db", str(db))
     chats = [f"chat-{i}" for i in range(1000)]
     answered: dict[str, str] = {}
@@ -158,8 +158,8 @@ def test_two_workers_32_clients_1000_chats_lose_nothing(db: Path) -> None:
     finally:
         assert served.stop() == 0
     in_db = stored(db)
-    print(
-        f"\n2 workers x 32 clients: {sum(statuses.values())} newMessage, statuses {dict(statuses)},"
+    report(
+        f"2 workers x 32 clients: {sum(statuses.values())} newMessage, statuses {dict(statuses)},"
         f" {len(answered)} answered 200, {len(in_db)} stored, {len(set(numbers.values()))} tasks"
     )
     assert not [s for s in statuses if s >= 500]
@@ -171,7 +171,9 @@ def test_two_workers_32_clients_1000_chats_lose_nothing(db: Path) -> None:
     assert moved == [], "every message of a chat is in the task getTask names"
 
 
-def test_kill_9_under_load_loses_no_answered_message_and_reuses_no_number(db: Path) -> None:
+def test_kill_9_under_load_loses_no_answered_message_and_reuses_no_number(
+    db: Path, report: Report
+) -> None:
     answered: dict[str, str] = {}
     numbers: dict[str, int] = {}
     rounds_max: list[int] = []
@@ -222,8 +224,8 @@ def test_kill_9_under_load_loses_no_answered_message_and_reuses_no_number(db: Pa
             assert min(round_numbers) > rounds_max[-1], "numbering continues after the crash"
         rounds_max.append(max(round_numbers))
     in_db = stored(db)
-    print(
-        f"\nkill -9 x5: {len(answered)} answered 200, {len(in_db)} stored,"
+    report(
+        f"kill -9 x5: {len(answered)} answered 200, {len(in_db)} stored,"
         f" {len(numbers)} chats, task numbers up to {rounds_max}"
     )
     missing = [t for t in answered if t not in in_db]
@@ -259,7 +261,7 @@ def raw_exchange(port: int, data: bytes, timeout: float = 30) -> bytes:
         return got
 
 
-def test_bodies_over_the_limit_get_413_json(one: Served) -> None:
+def test_bodies_over_the_limit_get_413_json(one: Served, report: Report) -> None:
     limit = 1_048_576
     big = {"cmd": "newMessage", "message": "x" * (limit + 10)}
     answer = requests.post(one.api, data=big, timeout=30)
@@ -290,7 +292,7 @@ def test_bodies_over_the_limit_get_413_json(one: Served) -> None:
     got = raw_exchange(one.port, raw)
     assert got.startswith(b"HTTP/1.1 413"), got[:200]
     assert got.endswith(b'{"error":"Request body too large"}\n'), got[-200:]
-    print("\n413: form, JSON and chunked bodies over 1 MiB refused")
+    report("413: form, JSON and chunked bodies over 1 MiB refused")
 
 
 @pytest.mark.parametrize(
@@ -315,7 +317,7 @@ def test_invalid_utf8_and_broken_percent_encoding_get_400(one: Served, body: byt
     assert answer.json() == {"error": "Invalid parameters"}
 
 
-def test_a_silent_client_cannot_hold_a_worker_thread(one: Served) -> None:
+def test_a_silent_client_cannot_hold_a_worker_thread(one: Served, report: Report) -> None:
     # More half-sent requests than the worker has threads (2): each is cut off after the
     # read timeout, so a real request still gets through.
     stalled = []
@@ -341,11 +343,11 @@ def test_a_silent_client_cannot_hold_a_worker_thread(one: Served) -> None:
     finally:
         for sock in [*stalled, silent]:
             sock.close()
-    print(f"\n3 stalled + 1 silent client, 2 threads: a real request answered after {waited:.1f} s")
+    report(f"3 stalled + 1 silent client, 2 threads: a real request answered after {waited:.1f} s")
     assert waited < READ_TIMEOUT_SECONDS * 3
 
 
-def test_journal_retention_bounds_the_store_over_a_long_run(db: Path) -> None:
+def test_journal_retention_bounds_the_store_over_a_long_run(db: Path, report: Report) -> None:
     retention = 300
     served = Served("--db", str(db), env={"SIMULATOR_JOURNAL_RETENTION": str(retention)})
     sizes = []
@@ -364,7 +366,7 @@ def test_journal_retention_bounds_the_store_over_a_long_run(db: Path) -> None:
                 sizes.append((journal, events))
     finally:
         assert served.stop() == 0
-    print(f"\n3200 requests, retention {retention}: (journal, events) rows per 800: {sizes}")
+    report(f"3200 requests, retention {retention}: (journal, events) rows per 800: {sizes}")
     assert all(journal <= retention for journal, _ in sizes)
     assert all(events <= 4 * retention for _, events in sizes)
 
@@ -392,7 +394,7 @@ def test_loopback_by_default_and_a_warning_when_exposed() -> None:
     assert exposed.returncode == 0
 
 
-def test_event_streams_cannot_starve_the_chat_api() -> None:
+def test_event_streams_cannot_starve_the_chat_api(report: Report) -> None:
     # 10 threads, 8 kept for short requests: 2 long-lived requests at a time per worker.
     served = Served("--workers", "1", "--threads", "10")
     streams: list[requests.Response] = []
@@ -429,10 +431,12 @@ def test_event_streams_cannot_starve_the_chat_api() -> None:
         for stream in streams:
             stream.close()
         served.stop()
-    print("\n2 SSE streams open, a third and a wait refused with 503, 64 messages answered 200")
+    report("2 SSE streams open, a third and a wait refused with 503, 64 messages answered 200")
 
 
-def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(db: Path) -> None:
+def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(
+    db: Path, report: Report
+) -> None:
     from tests.chat_stub import hang, stub_server
     from tests.test_delivery import add_integration, customer_writes, reply
 
@@ -470,10 +474,10 @@ def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(db: Path)
         served.stop()
         with suppress(StopIteration):
             next(stubs)
-    print(f"\n2 workers, integration hanging: 200 messages answered 200, slowest {slowest:.2f} s")
+    report(f"2 workers, integration hanging: 200 messages answered 200, slowest {slowest:.2f} s")
 
 
-def test_two_workers_vanished_event_clients_leave_no_stream_behind() -> None:
+def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Report) -> None:
     served = Served("--workers", "2")
 
     def open_streams() -> dict[int, int]:
@@ -503,6 +507,6 @@ def test_two_workers_vanished_event_clients_leave_no_stream_behind() -> None:
             time.sleep(0.2)
     finally:
         served.stop()
-    print(f"\n2 workers: 12 SSE clients vanished; open streams per worker {busy} -> {left}")
+    report(f"2 workers: 12 SSE clients vanished; open streams per worker {busy} -> {left}")
     assert len(left) == 2, "both workers answered"
     assert not any(left.values())
