@@ -55,10 +55,11 @@ def run(store: Store, integration: Integration, command: Command, notes: list[No
             contact_number=filed.contact_number,
         )
     if isinstance(command, GetTask):
-        task = store.chat_task(integration.id, command.provider_id, command.chat_id)
-        if task is None:
+        state = store.chat_task_state(integration.id, command.provider_id, command.chat_id)
+        if state is None:
             raise TaskNotFound(f"no task for chat {command.chat_id!r}")
-        return Outcome("getTask", notes, task_number=task.number, task_active=task.is_active)
+        number, active = state
+        return Outcome("getTask", notes, task_number=number, task_active=active)
     if isinstance(command, GetContact):
         contact = store.contact(integration.id, command.provider_id, command.contact_id)
         if contact is None:

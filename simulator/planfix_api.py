@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, g, request
@@ -25,7 +26,7 @@ from simulator.domain import (
     strict_check,
 )
 from simulator.errors import InvalidParameters, InvalidToken, MethodNotAllowed, PayloadTooLarge
-from simulator.store import ExchangeRecord
+from simulator.store import ExchangeRecord, Store
 from simulator.wire import ORIGIN_HEADER, read_form, request_headers
 
 API_PATHS = ("/webchat/api", "/chat/api")
@@ -94,6 +95,9 @@ def handle() -> Response:
     seen.cmd = cmd
     if cmd not in COMMANDS:
         raise InvalidParameters(f"unknown cmd {cmd!r}" if cmd else "cmd is missing")
+    # From here on the request is one write transaction: the lookups, the command and the
+    # journal entry written after the answer (`_journal`) commit together, or not at all.
+    _begin(rt.store)
     # 4. token
     token = form.get(TOKEN_FIELD)
     if token is None and form.get(ALT_TOKEN_FIELD) is not None:
@@ -113,6 +117,9 @@ def handle() -> Response:
     injected = faults.take(rt.store, integration.id, "planfix")
     if injected is not None:
         seen.fault, seen.dropped = injected.label, injected.drop
+        # A fault may sleep (latency_ms): never while holding the write lock, which every
+        # worker's requests need; the rest of this request uses a transaction per step.
+        _end()
         early = faults.apply(injected, rt.store)
         if early is not None:
             return early
@@ -128,6 +135,23 @@ def handle() -> Response:
     return response
 
 
+def _begin(store: Store) -> None:
+    scope = ExitStack()
+    scope.enter_context(store.transaction())
+    g.planfix_scope = scope
+
+
+def _end(error: BaseException | None = None) -> None:
+    """Commit the request's transaction, or roll it back when `error` ended the request."""
+    scope: ExitStack | None = g.pop("planfix_scope", None)
+    if scope is None:
+        return
+    if error is None:
+        scope.close()
+    else:
+        scope.__exit__(type(error), error, error.__traceback__)
+
+
 @bp.before_request
 def _start() -> None:
     g.planfix_seen = _Seen(started=time.perf_counter())
@@ -135,10 +159,27 @@ def _start() -> None:
 
 @bp.after_request
 def _journal(response: Response) -> Response:
+    try:
+        _record(response)
+    except BaseException as exc:
+        _end(exc)
+        raise
+    _end()
+    return response
+
+
+@bp.teardown_request
+def _finish(error: BaseException | None) -> None:
+    # `_journal` has normally ended the transaction; when an error skipped it (testing mode
+    # lets errors propagate), the request's writes roll back, as each step's did before.
+    _end(error)
+
+
+def _record(response: Response) -> None:
     rt = runtime()
     seen: _Seen | None = g.get("planfix_seen")
     if seen is None or request.headers.get(ORIGIN_HEADER) == rt.store.instance_id:
-        return response  # the simulator called itself: the sending side journals it
+        return  # the simulator called itself: the sending side journals it
     error = getattr(g, "planfix_error", "")
     rt.store.record(
         ExchangeRecord(
@@ -159,7 +200,6 @@ def _journal(response: Response) -> Response:
             integration_id=seen.integration_id,
         )
     )
-    return response
 
 
 for _path in API_PATHS:

@@ -364,23 +364,48 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
+        if getattr(self._local, "writing", False):
+            # Inside `transaction()` on this thread: join it. A savepoint keeps "a method that
+            # fails changes nothing" while the outer transaction goes on (and commits).
+            db.execute("SAVEPOINT nested")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK TO nested")
+                db.execute("RELEASE nested")
+                raise
+            db.execute("RELEASE nested")
+            return
         # Threads of one process queue on a mutex: SQLite's busy handler would make them sleep
         # and poll (up to 100 ms a try), which is what made p99 latency jump under load.
         # Other processes still meet at BEGIN IMMEDIATE.
         with self._write_lock, self._process_lock():
             db.execute("BEGIN IMMEDIATE")
+            self._local.writing = True
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            finally:
+                self._local.writing = False
             db.execute("COMMIT")
         with self.changed:
             self.changed.notify_all()
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One write transaction around several calls: this thread's store calls inside join it."""
+        # It commits, and wakes event streams, once at the end.
+        with self._write():
+            yield
+
+    @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         db = self._connection()
+        if getattr(self._local, "writing", False):
+            yield db  # inside this thread's write transaction, which already sees its writes
+            return
         db.execute("BEGIN")
         try:
             yield db
@@ -836,19 +861,28 @@ class Store:
     ) -> ChatRecord:
         chat = self._find_chat(db, integration_id, provider_id, chat_id)
         if chat is None:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO chats (integration_id, provider_id, chat_id, channel, contact_pk,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (integration_id, provider_id, chat_id, channel or "", contact_pk, self._now()),
             )
-        else:
-            if channel and channel != chat.channel:
-                db.execute("UPDATE chats SET channel = ? WHERE pk = ?", (channel, chat.pk))
-            if contact_pk is not None and chat.contact_pk is None:
-                db.execute("UPDATE chats SET contact_pk = ? WHERE pk = ?", (contact_pk, chat.pk))
-        found = self._find_chat(db, integration_id, provider_id, chat_id)
-        assert found is not None  # noqa: S101 - inserted or found in this transaction
-        return found
+            return ChatRecord(
+                pk=int(cur.lastrowid or 0),
+                integration_id=integration_id,
+                provider_id=provider_id,
+                chat_id=chat_id,
+                channel=channel or "",
+                contact_pk=contact_pk,
+                task_number=None,
+            )
+        # The row is known: update it and return what it now holds, without reading it again.
+        if channel and channel != chat.channel:
+            db.execute("UPDATE chats SET channel = ? WHERE pk = ?", (channel, chat.pk))
+            chat = replace(chat, channel=channel)
+        if contact_pk is not None and chat.contact_pk is None:
+            db.execute("UPDATE chats SET contact_pk = ? WHERE pk = ?", (contact_pk, chat.pk))
+            chat = replace(chat, contact_pk=contact_pk)
+        return chat
 
     def _history(self, db: sqlite3.Connection, chat_pk: int) -> list[HistoryLine]:
         rows = db.execute(
@@ -926,10 +960,13 @@ class Store:
             display = contact_display_name(contact.name, contact.last_name, contact.contact_id)
             task_number = chat.task_number
             created = False
+            current: sqlite3.Row | None = None  # the chat's task as it was: one read
             if task_number is not None:
-                status = db.execute(
-                    "SELECT status FROM tasks WHERE number = ?", (task_number,)
-                ).fetchone()["status"]
+                current = db.execute(
+                    "SELECT status, title, fields FROM tasks WHERE number = ?", (task_number,)
+                ).fetchone()
+                assert current is not None  # noqa: S101 - chats point at tasks that exist
+                status = current["status"]
                 if status != "active":
                     if integration.options.new_task_when_closed:
                         history = history_description(task_number, self._history(db, chat.pk))
@@ -956,10 +993,8 @@ class Store:
                 )
                 created = True
             if not created and command.title:
-                current = db.execute(
-                    "SELECT title FROM tasks WHERE number = ?", (task_number,)
-                ).fetchone()["title"]
-                if current != command.title and integration.options.rename_task_on_title:
+                assert current is not None  # noqa: S101 - not created: the chat had a task
+                if current["title"] != command.title and integration.options.rename_task_on_title:
                     db.execute(
                         "UPDATE tasks SET title = ? WHERE number = ?", (command.title, task_number)
                     )
@@ -972,10 +1007,8 @@ class Store:
                         )
                     )
             if command.fields:
-                row = db.execute(
-                    "SELECT fields FROM tasks WHERE number = ?", (task_number,)
-                ).fetchone()
-                fields = json.loads(row["fields"])
+                # A task created just above has no fields yet.
+                fields = {} if created or current is None else json.loads(current["fields"])
                 fields.update(dict(command.fields))
                 db.execute(
                     "UPDATE tasks SET fields = ? WHERE number = ?",
@@ -1012,6 +1045,18 @@ class Store:
             if chat is None or chat.task_number is None:
                 return None
             return self._task(db, chat.task_number)
+
+    def chat_task_state(
+        self, integration_id: int, provider_id: str, chat_id: str
+    ) -> tuple[int, bool] | None:
+        """(number, is active) of the chat's current task, or None: what getTask answers."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT t.number, t.status FROM chats c JOIN tasks t ON t.number = c.task_number"
+                " WHERE c.integration_id = ? AND c.provider_id = ? AND c.chat_id = ?",
+                (integration_id, provider_id, chat_id),
+            ).fetchone()
+        return None if row is None else (int(row[0]), row[1] == "active")
 
     def chats(self, integration_id: int | None = None) -> list[ChatRecord]:
         """Chats, newest first, optionally of one integration."""

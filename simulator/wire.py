@@ -92,7 +92,17 @@ def read_form(request: Request) -> tuple[Form, list[Note]]:
     return parse_urlencoded(body), notes
 
 
+# Headers worth keeping in the journal, with their WSGI environ keys (read directly: going
+# through `request.headers` costs a key translation per lookup, on every request).
+_JOURNAL_HEADERS = (
+    ("Content-Type", "CONTENT_TYPE"),
+    ("Accept", "HTTP_ACCEPT"),
+    ("User-Agent", "HTTP_USER_AGENT"),
+    ("Content-Length", "CONTENT_LENGTH"),
+)
+
+
 def request_headers(request: Request) -> dict[str, str]:
     """The request headers worth keeping in the journal."""
-    keep = ("Content-Type", "Accept", "User-Agent", "Content-Length")
-    return {name: request.headers[name] for name in keep if name in request.headers}
+    environ = request.environ
+    return {name: environ[key] for name, key in _JOURNAL_HEADERS if key in environ}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from simulator.app import close_app, create_app
 from simulator.context import runtime
-from simulator.store import Store
+from simulator.store import ExchangeRecord, Store
 from tests.test_planfix_api import new_message, post
 
 
@@ -111,3 +114,56 @@ def test_numbering_is_atomic_across_threads(store: Store) -> None:
     numbers = [t.number for t in store.tasks()]
     assert len(numbers) == 120
     assert sorted(numbers) == list(range(1000, 1120))
+
+
+def _exchange(url: str) -> ExchangeRecord:
+    return ExchangeRecord(direction="to_planfix", party="planfix", method="POST", url=url)
+
+
+def _journal_then_fail(store: Store, url: str) -> None:
+    with store.transaction():
+        store.record(_exchange(url))
+        raise RuntimeError("the caller failed after a store call")
+
+
+def test_a_transaction_commits_its_calls_together_or_not_at_all(store: Store) -> None:
+    with pytest.raises(RuntimeError):
+        _journal_then_fail(store, "/first")
+    assert store.journal() == [], "a failed transaction leaves nothing behind"
+
+    seen_by_other_thread: list[int] = []
+    with store.transaction():
+        store.record(_exchange("/a"))
+        store.record(_exchange("/b"))
+        reader = threading.Thread(target=lambda: seen_by_other_thread.append(len(store.journal())))
+        reader.start()
+        reader.join()
+    assert seen_by_other_thread == [0], "other threads see the writes only once committed"
+    assert [e.url for e in store.journal()] == ["/a", "/b"]
+
+
+def test_a_failing_step_inside_a_transaction_undoes_only_itself(store: Store) -> None:
+    with store.transaction():
+        store.record(_exchange("/kept-before"))
+        with pytest.raises(RuntimeError):
+            _journal_then_fail(store, "/undone")
+        store.record(_exchange("/kept-after"))
+    assert [e.url for e in store.journal()] == ["/kept-before", "/kept-after"]
+
+
+def test_a_command_and_its_journal_entry_commit_together(
+    client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def journal_fails(exchange: ExchangeRecord) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "record", journal_fails)
+    with pytest.raises(sqlite3.OperationalError):
+        post(client, new_message(chatId="lost"))
+    monkeypatch.undo()
+    assert store.chat_task_state(1, "superchat", "lost") is None
+    assert store.counts()["messages"] == 0, "no message without its journal entry"
+
+    assert post(client, new_message(chatId="kept")).status_code == 200
+    assert store.chat_task_state(1, "superchat", "kept") == (1000, True)
+    assert [e.chat_id for e in store.journal()] == ["kept"]
