@@ -1,6 +1,8 @@
 """The only mutable state: one SQLite database behind one class.
 
-Every public method is one transaction. Writers take SQLite's write lock up front
+Every public method is one transaction; inside `transaction()` (one /webchat/api request: its
+command and its journal entry) they join the open one through savepoints and commit together.
+Writers take SQLite's write lock up front
 (`BEGIN IMMEDIATE`), so task and contact numbers are taken atomically even when several worker
 processes share the file. Each change also appends an event row in the same transaction; the SSE
 stream and `wait` read those rows, which is what makes them work across processes.
