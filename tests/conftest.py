@@ -46,6 +46,15 @@ def store(app: Flask) -> Store:
     return runtime(app).store
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    """One live server for a whole test module (state carries over between its tests)."""
+    live = LiveServer({"testing": True}).start()
+    yield live
+    live.stop()
+    live.check()
+
+
 @pytest.fixture
 def stub() -> Iterator[IntegrationStub]:
     """A stub server playing the other party (an integration, or an external Planfix)."""

@@ -18,14 +18,6 @@ from simulator.client import (
 from simulator.server import LiveServer
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    live = LiveServer({"testing": True}).start()
-    yield live
-    live.stop()
-    live.check()
-
-
 @pytest.fixture
 def control(server: LiveServer) -> Iterator[ControlClient]:
     yield ControlClient(server.url)

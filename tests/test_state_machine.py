@@ -6,9 +6,6 @@ number, contacts keep theirs, the journal counts every request, and nothing answ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -113,14 +110,6 @@ class ChatApi(RuleBasedStateMachine):
         assert {t["number"] for t in tasks if t["status"] == "completed"} == self.completed
         contacts = self.control.contacts(self.integration)
         assert {c["contact_id"]: c["number"] for c in contacts} == self.contact_numbers
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    live = LiveServer({"testing": True}).start()
-    yield live
-    live.stop()
-    live.check()
 
 
 def test_the_api_keeps_its_numbering_promises(server: LiveServer) -> None:
