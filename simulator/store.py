@@ -754,15 +754,18 @@ class Store:
         with self._read() as db:
             return self._find_contact(db, integration_id, provider_id, contact_id)
 
+    @staticmethod
+    def _listing(select: str, integration_id: int | None, order: str) -> tuple[str, list[Any]]:
+        """`select`, narrowed to one integration when given, in `order`: the lists' query."""
+        if integration_id is None:
+            return f"{select} ORDER BY {order}", []
+        return f"{select} WHERE integration_id = ? ORDER BY {order}", [integration_id]
+
     def contacts(self, integration_id: int | None = None) -> list[ContactRecord]:
         """Contacts, newest first, optionally of one integration."""
-        sql = "SELECT * FROM contacts"
-        args: tuple[Any, ...] = ()
-        if integration_id is not None:
-            sql += " WHERE integration_id = ?"
-            args = (integration_id,)
+        sql, args = self._listing("SELECT * FROM contacts", integration_id, "pk DESC")
         with self._read() as db:
-            rows = db.execute(sql + " ORDER BY pk DESC", args).fetchall()
+            rows = db.execute(sql, args).fetchall()
         return [self._contact(r) for r in rows]
 
     def update_contact(
@@ -1062,13 +1065,9 @@ class Store:
 
     def chats(self, integration_id: int | None = None) -> list[ChatRecord]:
         """Chats, newest first, optionally of one integration."""
-        sql = "SELECT * FROM chats"
-        args: tuple[Any, ...] = ()
-        if integration_id is not None:
-            sql += " WHERE integration_id = ?"
-            args = (integration_id,)
+        sql, args = self._listing("SELECT * FROM chats", integration_id, "pk DESC")
         with self._read() as db:
-            rows = db.execute(sql + " ORDER BY pk DESC", args).fetchall()
+            rows = db.execute(sql, args).fetchall()
         return [self._chat(r) for r in rows]
 
     def _task(self, db: sqlite3.Connection, number: int) -> TaskRecord | None:
@@ -1123,15 +1122,11 @@ class Store:
 
     def tasks(self, integration_id: int | None = None) -> list[TaskRecord]:
         """Tasks, most recently active first, optionally of one integration."""
-        sql = "SELECT number FROM tasks"
-        args: tuple[Any, ...] = ()
-        if integration_id is not None:
-            sql += " WHERE integration_id = ?"
-            args = (integration_id,)
+        sql, args = self._listing(
+            "SELECT number FROM tasks", integration_id, "updated_at DESC, number DESC"
+        )
         with self._read() as db:
-            numbers = [
-                r[0] for r in db.execute(sql + " ORDER BY updated_at DESC, number DESC", args)
-            ]
+            numbers = [r[0] for r in db.execute(sql, args)]
             found = [self._task(db, n) for n in numbers]
         return [t for t in found if t is not None]
 
@@ -1767,12 +1762,7 @@ class Store:
         self, integration_id: int | None = None, limit: int = 1000
     ) -> list[DeliveryRecord]:
         """Deliveries, newest first, optionally of one integration."""
-        sql = "SELECT * FROM deliveries"
-        args: list[Any] = []
-        if integration_id is not None:
-            sql += " WHERE integration_id = ?"
-            args.append(integration_id)
-        sql += " ORDER BY id DESC LIMIT ?"
+        sql, args = self._listing("SELECT * FROM deliveries", integration_id, "id DESC LIMIT ?")
         args.append(max(limit, 0))
         with self._read() as db:
             return [self._delivery(db, r) for r in db.execute(sql, args).fetchall()]
@@ -1827,13 +1817,11 @@ class Store:
 
     def fake_chats(self, integration_id: int | None = None) -> list[FakeChat]:
         """Chats the fake chat knows, most recently active first."""
-        sql = "SELECT * FROM fake_chats"
-        args: tuple[Any, ...] = ()
-        if integration_id is not None:
-            sql += " WHERE integration_id = ?"
-            args = (integration_id,)
+        sql, args = self._listing(
+            "SELECT * FROM fake_chats", integration_id, "updated_at DESC, pk DESC"
+        )
         with self._read() as db:
-            rows = db.execute(sql + " ORDER BY updated_at DESC, pk DESC", args).fetchall()
+            rows = db.execute(sql, args).fetchall()
         return [self._fake_chat(r) for r in rows]
 
     def file_inbox(self, item: InboxItem, new_contact_id: str) -> InboxItem:
