@@ -17,13 +17,11 @@ from werkzeug.routing import IntegerConverter, Map
 
 from simulator import control_api, planfix_api
 from simulator.context import EXTENSION, Runtime, runtime
-from simulator.errors import Forbidden, MethodNotAllowed, PayloadTooLarge, SimulatorError
+from simulator.errors import MethodNotAllowed, PayloadTooLarge, SimulatorError
 from simulator.settings import load_settings
 from simulator.store import Store
 
 log = logging.getLogger("simulator")
-
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def templates_dir() -> str:
@@ -95,7 +93,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from simulator import security
 
     security.register(app)
-    _register_guards(app)
     _register_error_handlers(app)
     return app
 
@@ -106,25 +103,6 @@ class SqliteInt(IntegerConverter):
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", 2**63 - 1)
         super().__init__(map, *args, **kwargs)
-
-
-def _register_guards(app: Flask) -> None:
-    @app.before_request
-    def refuse_cross_site() -> None:
-        # State-changing requests from a browser must come from the simulator's own pages.
-        # Browsers send Sec-Fetch-Site/Origin; curl and test clients send neither and pass.
-        if request.method not in UNSAFE_METHODS or request.path in planfix_api.API_PATHS:
-            return
-        if request.path.startswith("/fake-chat/"):
-            return
-        site = request.headers.get("Sec-Fetch-Site")
-        if site is not None and site not in ("same-origin", "none"):
-            raise Forbidden(f"Sec-Fetch-Site: {site}")
-        origin = request.headers.get("Origin")
-        if site is None and origin and origin not in ("null",):
-            host = origin.split("://", 1)[-1]
-            if host != request.host:
-                raise Forbidden(f"Origin {origin} is not {request.host}")
 
 
 def _register_error_handlers(app: Flask) -> None:

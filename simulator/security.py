@@ -14,7 +14,7 @@ from flask import Flask, current_app, g, redirect, request
 from werkzeug.wrappers import Response
 
 from simulator.context import runtime
-from simulator.errors import PayloadTooLarge, SimulatorError, Unauthorized
+from simulator.errors import Forbidden, PayloadTooLarge, SimulatorError, Unauthorized
 
 # Integrations call these without any admin token: they stay open whatever the settings say.
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")
@@ -73,6 +73,22 @@ def mask_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def _is_open(path: str) -> bool:
     return any(path == p or path.startswith(p) for p in OPEN_PREFIXES)
+
+
+def refuse_cross_site() -> None:
+    """Before each request: a state change from a browser must come from our own pages."""
+    # Browsers send Sec-Fetch-Site/Origin; curl and test clients send neither and pass.
+    # Integrations call the open paths from anywhere.
+    if request.method not in BODY_METHODS or _is_open(request.path):
+        return
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        raise Forbidden(f"Sec-Fetch-Site: {site}")
+    origin = request.headers.get("Origin")
+    if site is None and origin and origin != "null":
+        host = origin.split("://", 1)[-1]
+        if host != request.host:
+            raise Forbidden(f"Origin {origin} is not {request.host}")
 
 
 def _matches(given: str | None, expected: str) -> bool:
@@ -164,9 +180,10 @@ def _give_back_on_error(error: BaseException | None) -> None:
 
 
 def register(app: Flask) -> None:
-    """Install the body-limit, admin-token and long-request guards on `app`."""
+    """Install the body-limit, admin-token, cross-site and long-request guards on `app`."""
     app.before_request(refuse_oversized_stream)
     app.before_request(require_admin)
+    app.before_request(refuse_cross_site)
     capacity = long_request_capacity(os.environ)
     if capacity is not None:
         app.extensions[LONG_SLOTS] = LongRequestSlots(
