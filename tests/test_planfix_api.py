@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from simulator.client import encode_form
 from simulator.store import Store
 from tests.conftest import PLANFIX_TOKEN
 
@@ -71,8 +72,6 @@ def renamed(pairs: Pairs, key: str, new_key: str) -> list[tuple[str, str]]:
 
 def post(client: FlaskClient, pairs: Pairs, path: str = "/webchat/api") -> TestResponse:
     """POST the pairs form-encoded, in order."""
-    from simulator.client import encode_form
-
     return client.post(
         path, data=encode_form(pairs), content_type="application/x-www-form-urlencoded"
     )
@@ -211,8 +210,6 @@ ORDER = [
 
 @pytest.mark.parametrize(("method", "pairs", "status"), ORDER)
 def test_check_order(client: FlaskClient, method: str, pairs: Pairs, status: int) -> None:
-    from simulator.client import encode_form
-
     response = client.open(
         "/webchat/api",
         method=method,
@@ -325,8 +322,6 @@ def test_multipart_body_is_read_like_a_form(client: FlaskClient, store: Store) -
 
 
 def test_charset_content_type_and_accept_json_are_fine(client: FlaskClient) -> None:
-    from simulator.client import encode_form
-
     response = client.post(
         "/webchat/api",
         data=encode_form(new_message()),
