@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from simulator.domain import (
     Attachment,
@@ -303,6 +303,10 @@ class Store:
         self._write_lock = threading.Lock()
         self._lock_fd = -1
         self._integrations_cache: tuple[str, list[Integration]] | None = None
+        # Group commit (`batched`): work waiting for the thread that commits for everyone.
+        self._batch_lock = threading.Lock()
+        self._batch: list[_Job[Any]] = []
+        self._batch_led = False
         # Wakes SSE streams and waiters of this process at once; others poll the events table.
         self.changed = threading.Condition()
         with self._write() as db:
@@ -401,6 +405,49 @@ class Store:
         # It commits, and wakes event streams, once at the end.
         with self._write():
             yield
+
+    def batched(self, work: Callable[[], T]) -> T:
+        """Run `work` in a write transaction shared with other threads' work (group commit)."""
+        # Under load, threads of a process queue here and one of them commits for all: one
+        # lock hand-off, one BEGIN and one COMMIT serve many requests. Each piece of work has
+        # its own savepoint, so one that fails changes nothing and the rest still commit.
+        # Work runs on whichever thread leads the batch: it must not use thread-locals.
+        job = _Job(work)
+        with self._batch_lock:
+            self._batch.append(job)
+            lead = not self._batch_led
+            self._batch_led = True
+        if not lead:
+            job.done.wait()
+            lead = job.promoted  # the last leader handed the next batch to this thread
+        if lead:
+            self._lead_batch()
+        return job.result()
+
+    def _lead_batch(self) -> None:
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+        try:
+            with self._write():
+                for job in batch:
+                    try:
+                        with self._write():  # a savepoint
+                            job.value = job.work()
+                    except BaseException as exc:  # raised again in the thread that asked
+                        job.error = exc
+        except BaseException as exc:  # BEGIN or COMMIT failed: none of the batch was kept
+            for job in batch:
+                job.error = job.error or exc
+        finally:
+            with self._batch_lock:
+                if self._batch:
+                    # Whoever waits longest leads next; this thread goes back to its request.
+                    self._batch[0].promoted = True
+                    self._batch[0].done.set()
+                else:
+                    self._batch_led = False
+            for job in batch:
+                job.done.set()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -1977,6 +2024,28 @@ class Store:
                 "DELETE FROM fault_marks WHERE request_id = ? RETURNING fault", (request_id,)
             ).fetchone()
         return str(row[0]) if row else ""
+
+
+T = TypeVar("T")
+
+
+class _Job(Generic[T]):
+    """One piece of batched work and what became of it."""
+
+    __slots__ = ("done", "error", "promoted", "value", "work")
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.done = threading.Event()
+        self.promoted = False
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def result(self) -> T:
+        """The work's value, or its exception raised in this (the asking) thread."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

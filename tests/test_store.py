@@ -151,6 +151,78 @@ def test_a_failing_step_inside_a_transaction_undoes_only_itself(store: Store) ->
     assert [e.url for e in store.journal()] == ["/kept-before", "/kept-after"]
 
 
+def _queued(store: Store, count: int) -> None:
+    """Wait until `count` pieces of work wait for the batch's leader."""
+    for _ in range(500):
+        with store._batch_lock:
+            if len(store._batch) >= count:
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} pieces of work never queued")
+
+
+def test_batched_work_of_waiting_threads_commits_in_one_transaction(store: Store) -> None:
+    release = threading.Event()
+    ran_on: dict[str, int] = {}
+    results: dict[str, object] = {}
+
+    def work(url: str, *, block: bool = False, fail: bool = False) -> int:
+        ran_on[url] = threading.get_ident()
+        if block:
+            release.wait(10)
+        entry = store.record(_exchange(url))
+        if fail:
+            raise RuntimeError(f"{url} failed after writing")
+        return entry
+
+    def ask(url: str, **kwargs: bool) -> None:
+        try:
+            results[url] = store.batched(lambda: work(url, **kwargs))
+        except RuntimeError as error:
+            results[url] = error
+
+    leader = threading.Thread(target=ask, args=("/leader",), kwargs={"block": True})
+    leader.start()
+    _queued(store, 0)
+    while "/leader" not in ran_on:
+        threading.Event().wait(0.01)
+    waiting = [
+        threading.Thread(target=ask, args=("/kept",)),
+        threading.Thread(target=ask, args=("/undone",), kwargs={"fail": True}),
+        threading.Thread(target=ask, args=("/kept-too",)),
+    ]
+    for thread in waiting:
+        thread.start()
+        _queued(store, waiting.index(thread) + 1)
+    release.set()
+    for thread in [leader, *waiting]:
+        thread.join(10)
+
+    assert len({ran_on[url] for url in ("/kept", "/undone", "/kept-too")}) == 1, (
+        "the work that queued behind the leader ran as one batch, on one thread"
+    )
+    assert isinstance(results["/undone"], RuntimeError), "a failure reaches the thread that asked"
+    assert str(results["/undone"]) == "/undone failed after writing"
+    journal = {e.url: e.id for e in store.journal()}
+    assert set(journal) == {"/leader", "/kept", "/kept-too"}, "failed work changes nothing"
+    assert results["/kept"] == journal["/kept"], "each thread gets its own work's value"
+    assert results["/kept-too"] == journal["/kept-too"]
+
+
+def test_batched_work_from_many_threads_all_commits(store: Store) -> None:
+    def send(worker: int) -> None:
+        for i in range(25):
+            store.batched(lambda i=i: store.record(_exchange(f"/w{worker}/{i}")))
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    urls = sorted(e.url for e in store.journal())
+    assert urls == sorted(f"/w{w}/{i}" for w in range(8) for i in range(25))
+
+
 def test_a_command_and_its_journal_entry_commit_together(
     client: FlaskClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
