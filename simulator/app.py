@@ -71,9 +71,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Runtime(settings=settings, store=store, temp_dir=temp_dir)
+    rt = Runtime(settings=settings, store=store, temp_dir=temp_dir)
+    app.extensions[EXTENSION] = rt
 
-    app.register_blueprint(planfix_api.bp)
+    def report(error: Exception) -> None:
+        # The edge handles its own errors: tell listeners (the live server's check()) as
+        # Flask would for a view's.
+        got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
+
+    # Flask's documented middleware pattern: the chat API's edge sees every request first.
+    app.wsgi_app = planfix_api.PlanfixApi(  # type: ignore[method-assign]
+        app.wsgi_app, rt, propagate=testing, on_error=report
+    )
     app.register_blueprint(control_api.bp)
     from simulator import events
 

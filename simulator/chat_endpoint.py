@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from simulator import faults
 from simulator.client import Answer, post_form
@@ -50,7 +51,7 @@ from simulator.domain import (
 from simulator.errors import BadRequest, InvalidParameters, InvalidToken
 from simulator.records import FakeChat, InboxItem
 from simulator.store import ExchangeRecord, Store
-from simulator.wire import ORIGIN_HEADER, read_form, request_headers
+from simulator.wire import ORIGIN_HEADER, parse_body, request_headers
 
 log = logging.getLogger("simulator.fake_chat")
 
@@ -119,11 +120,11 @@ def _validate(form: Form) -> tuple[str, list[Note]]:
     return variant, notes
 
 
-def webhook() -> Response:
+def webhook() -> BaseResponse:
     """`POST /fake-chat/webhook`: token, fault, parameters, inbox, answer."""
     rt = runtime()
     seen: _Seen = g.fake_chat_seen
-    form, notes = read_form(request)
+    form, notes = parse_body(request.get_data(cache=True), request.content_type or "")
     seen.form, seen.notes = form, notes
     token = form.get("token")
     integration = find_integration(token) if token else None
@@ -133,7 +134,7 @@ def webhook() -> Response:
     injected = faults.take(rt.store, integration.id, "fake_chat")
     if injected is not None:
         seen.fault, seen.dropped = injected.label, injected.drop
-        early = faults.apply(injected, rt.store)
+        early = faults.apply(injected, rt.store, request.environ)
         if early is not None:
             return early
     variant, found = _validate(form)
@@ -199,7 +200,7 @@ def _journal(response: Response) -> Response:
             cmd=seen.form.get("cmd") or "",
             chat_id=seen.chat_id or seen.form.get("chatId") or "",
             form=seen.form.as_list(),
-            request_headers=request_headers(request),
+            request_headers=request_headers(request.environ),
             status=None if seen.dropped else response.status_code,
             response_body="" if seen.dropped else response.get_data(as_text=True),
             duration_ms=(time.perf_counter() - seen.started) * 1000,

@@ -12,16 +12,16 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from werkzeug.wrappers import Response
 
 from simulator.errors import BadRequest
 from simulator.store import Store
-from simulator.wire import ORIGIN_HEADER
+from simulator.wire import ORIGIN_HEADER, header
 
 SIDES = ("planfix", "fake_chat")
 STATUSES = (400, 401, 429, 500, 503)
@@ -142,7 +142,7 @@ def take(store: Store, integration_id: int, side: str) -> Injected | None:
     )
 
 
-def dropped_response() -> Response:
+def dropped_response(environ: Mapping[str, Any]) -> Response:
     """A response that closes the connection instead of answering.
 
     Werkzeug's server and gunicorn put the socket in the environ (`werkzeug.socket`,
@@ -151,7 +151,6 @@ def dropped_response() -> Response:
     both treat as a client gone. Servers without such a key get a ConnectionAbortedError,
     answered as their errors are.
     """
-    environ = request.environ
     sock = environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
     if sock is None:
         raise ConnectionAbortedError("fault: drop (the server exposes no socket)")
@@ -164,15 +163,15 @@ def dropped_response() -> Response:
     return Response(body(), status=200)
 
 
-def apply(fault: Injected, store: Store) -> Response | None:
+def apply(fault: Injected, store: Store, environ: Mapping[str, Any]) -> Response | None:
     """Wait out the latency, then the answer the fault gives (None: answer normally)."""
     if fault.latency_ms:
         time.sleep(fault.latency_ms / 1000)
-    request_id = request.headers.get(REQUEST_HEADER)
-    if request_id and request.headers.get(ORIGIN_HEADER) == store.instance_id:
+    request_id = header(environ, REQUEST_HEADER)
+    if request_id and header(environ, ORIGIN_HEADER) == store.instance_id:
         store.put_fault_mark(request_id, fault.label)
     if fault.drop:
-        return dropped_response()
+        return dropped_response(environ)
     if fault.status is None and not fault.malformed:
         return None
     status = fault.status or 200

@@ -1,5 +1,8 @@
 """Planfix's `/webchat/api` (and the older `/chat/api`): the five chat-API commands.
 
+This edge is plain WSGI in front of the Flask app: it is the path integrations load-test, and
+Flask's per-request machinery (contexts, hooks, routing) cost more than the command itself.
+
 Checks run in one fixed order, pinned by tests:
 method → size → cmd → token → parameters → command.
 """
@@ -7,32 +10,39 @@ method → size → cmd → token → parameters → command.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, g, request
+from werkzeug.wrappers import Response
 
 from simulator import account, faults
-from simulator.context import runtime
 from simulator.domain import (
     ALT_TOKEN_FIELD,
     COMMANDS,
     TOKEN_FIELD,
     Form,
+    Integration,
     Note,
     Profile,
     parse_command,
     strict_check,
 )
-from simulator.errors import InvalidParameters, InvalidToken, MethodNotAllowed, PayloadTooLarge
-from simulator.store import ExchangeRecord, Store
-from simulator.wire import ORIGIN_HEADER, read_form, request_headers
+from simulator.errors import InvalidParameters, InvalidToken, MethodNotAllowed, SimulatorError
+from simulator.store import ExchangeRecord
+from simulator.wire import ORIGIN_HEADER, header, read_form, request_headers
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from simulator.context import Runtime
 
 API_PATHS = ("/webchat/api", "/chat/api")
-ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
-bp = Blueprint("planfix_api", __name__)
+log = logging.getLogger("simulator")
 
 
 @dataclass
@@ -46,6 +56,7 @@ class _Seen:
     notes: list[Note] = field(default_factory=list)
     fault: str = ""  # the injected fault's label, for the journal
     dropped: bool = False
+    error: str = ""
 
 
 def answer(outcome: account.Outcome, profile: Profile) -> tuple[Response, list[Note]]:
@@ -77,136 +88,178 @@ def _json(body: object) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=200, mimetype="application/json")
 
 
-def handle() -> Response:
-    """Run one `/webchat/api` request through the fixed check order."""
-    rt = runtime()
-    seen: _Seen = g.planfix_seen
-    # 1. method
-    if request.method != "POST":
-        raise MethodNotAllowed(f"{request.method} is not allowed; use POST")
-    # 2. size
-    limit = rt.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"{request.content_length} bytes > {limit}")
-    form, notes = read_form(request)
-    seen.form, seen.notes = form, notes
-    # 3. cmd
-    cmd = form.get("cmd") or ""
-    seen.cmd = cmd
-    if cmd not in COMMANDS:
-        raise InvalidParameters(f"unknown cmd {cmd!r}" if cmd else "cmd is missing")
-    # From here on the request is one write transaction: the lookups, the command and the
-    # journal entry written after the answer (`_journal`) commit together, or not at all.
-    _begin(rt.store)
-    # 4. token
-    token = form.get(TOKEN_FIELD)
-    if token is None and form.get(ALT_TOKEN_FIELD) is not None:
-        token = form.get(ALT_TOKEN_FIELD)
-        notes.append(
-            Note(
-                "token-field",
-                "token sent as 'token', not 'planfix_token': the general rules page allows it, "
-                "every example uses planfix_token",
-                unknown=True,
+def error_response(error: SimulatorError) -> Response:
+    """The wire body of a typed error, as the Flask app sends it (compact JSON and a newline)."""
+    text = json.dumps(error.body(), separators=(",", ":")) + "\n"
+    response = Response(text, status=error.status, mimetype="application/json")
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = "POST"
+    return response
+
+
+class PlanfixApi:
+    """WSGI middleware: answers the chat API's paths itself, passes every other to `inner`."""
+
+    def __init__(
+        self,
+        inner: WSGIApplication,
+        rt: Runtime,
+        *,
+        propagate: bool = False,
+        on_error: Callable[[Exception], None] = lambda error: None,
+    ) -> None:
+        self.inner = inner
+        self.rt = rt
+        # Testing apps let a bug reach the caller, as Flask does for its own views.
+        self.propagate = propagate
+        self.on_error = on_error
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve `/webchat/api` and `/chat/api`; hand anything else to the Flask app."""
+        if environ.get("PATH_INFO") not in API_PATHS:
+            return self.inner(environ, start_response)
+        return self.respond(environ)(environ, start_response)
+
+    def respond(self, environ: WSGIEnvironment) -> Response:
+        """Run one request through the fixed check order and journal it."""
+        seen = _Seen(started=time.perf_counter())
+        store = self.rt.store
+        try:
+            try:
+                cmd = self._precheck(environ, seen)
+            except SimulatorError as refused:
+                return store.batched(partial(self._refuse, environ, seen, refused))
+            # From the token check on, the request is one write transaction: the lookups, the
+            # command and its journal entry commit together, or not at all.
+            done = store.batched(lambda: self._admit(environ, seen, cmd))
+            if isinstance(done, Response):
+                return done
+            # A fault was taken (committed): it may sleep, so never inside the transaction,
+            # which every worker's requests need.
+            early = faults.apply(done.fault, store, environ)
+            return store.batched(lambda: self._finish(environ, seen, done.integration, early))
+        except Exception as error:
+            # A bug: reported to listeners (as Flask does), then raised in testing apps,
+            # else logged with its traceback and answered as JSON.
+            self.on_error(error)
+            if self.propagate:
+                raise
+            log.exception("unexpected error on %s", environ["PATH_INFO"])
+            seen.error = f"internal error: {type(error).__name__}"
+            return store.batched(lambda: self._refuse(environ, seen, _InternalError()))
+
+    def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> str:
+        """Steps 1 to 3, before the store: method, size (and encoding), cmd."""
+        method = environ["REQUEST_METHOD"]
+        if method != "POST":
+            raise MethodNotAllowed(f"{method} is not allowed; use POST")
+        form, notes = read_form(environ, self.rt.settings.max_body_bytes)
+        seen.form, seen.notes = form, notes
+        cmd = form.get("cmd") or ""
+        seen.cmd = cmd
+        if cmd not in COMMANDS:
+            raise InvalidParameters(f"unknown cmd {cmd!r}" if cmd else "cmd is missing")
+        return cmd
+
+    def _refuse(self, environ: WSGIEnvironment, seen: _Seen, error: SimulatorError) -> Response:
+        if not seen.error:
+            seen.error = error.detail
+        response = error_response(error)
+        self._journal(environ, seen, response)
+        return response
+
+    def _admit(self, environ: WSGIEnvironment, seen: _Seen, cmd: str) -> Response | _Faulted:
+        """Step 4, the token (and a planned fault), then the command unless a fault was taken."""
+        store = self.rt.store
+        form, notes = seen.form, seen.notes
+        try:
+            token = form.get(TOKEN_FIELD)
+            if token is None and form.get(ALT_TOKEN_FIELD) is not None:
+                token = form.get(ALT_TOKEN_FIELD)
+                notes.append(
+                    Note(
+                        "token-field",
+                        "token sent as 'token', not 'planfix_token': the general rules page "
+                        "allows it, every example uses planfix_token",
+                        unknown=True,
+                    )
+                )
+            integration = store.integration_by_token(token) if token else None
+            if integration is None:
+                detail = "planfix_token is missing" if not token else "no integration has it"
+                raise InvalidToken(detail)
+            seen.integration_id = integration.id
+            injected = faults.take(store, integration.id, "planfix")
+            if injected is not None:
+                seen.fault, seen.dropped = injected.label, injected.drop
+                return _Faulted(injected, integration)
+            response = self._command(seen, cmd, integration)
+        except SimulatorError as error:
+            return self._refuse(environ, seen, error)
+        self._journal(environ, seen, response)
+        return response
+
+    def _finish(
+        self,
+        environ: WSGIEnvironment,
+        seen: _Seen,
+        integration: Integration,
+        early: Response | None,
+    ) -> Response:
+        """After a fault: its own answer, or the command's as usual; journaled either way."""
+        try:
+            response = early or self._command(seen, seen.cmd, integration)
+        except SimulatorError as error:
+            return self._refuse(environ, seen, error)
+        self._journal(environ, seen, response)
+        return response
+
+    def _command(self, seen: _Seen, cmd: str, integration: Integration) -> Response:
+        """Steps 5 and 6: the parameters, then the command and its answer."""
+        notes = seen.notes
+        strict_check(notes, integration.strict)
+        command, found = parse_command(cmd, seen.form, integration)
+        notes.extend(found)
+        strict_check(notes, integration.strict)
+        outcome = account.run(self.rt.store, integration, command, notes)
+        response, answer_notes = answer(outcome, integration.profile)
+        seen.notes = [*outcome.notes, *answer_notes]
+        return response
+
+    def _journal(self, environ: WSGIEnvironment, seen: _Seen, response: Response) -> None:
+        store = self.rt.store
+        if header(environ, ORIGIN_HEADER) == store.instance_id:
+            return  # the simulator called itself: the sending side journals it
+        query = environ.get("QUERY_STRING", "")
+        store.record(
+            ExchangeRecord(
+                direction="to_planfix",
+                party="planfix",
+                method=environ["REQUEST_METHOD"],
+                url=environ["PATH_INFO"] + (f"?{query}" if query else ""),
+                cmd=seen.cmd,
+                chat_id=seen.form.get("chatId") or "",
+                form=seen.form.as_list(),
+                request_headers=request_headers(environ),
+                status=None if seen.dropped else response.status_code,
+                response_body="" if seen.dropped else response.get_data(as_text=True),
+                duration_ms=(time.perf_counter() - seen.started) * 1000,
+                notes=[n.as_dict() for n in seen.notes],
+                error="connection dropped (fault)" if seen.dropped else seen.error,
+                fault=seen.fault,
+                integration_id=seen.integration_id,
             )
         )
-    integration = rt.store.integration_by_token(token) if token else None
-    if integration is None:
-        raise InvalidToken("planfix_token is missing" if not token else "no integration has it")
-    seen.integration_id = integration.id
-    injected = faults.take(rt.store, integration.id, "planfix")
-    if injected is not None:
-        seen.fault, seen.dropped = injected.label, injected.drop
-        # A fault may sleep (latency_ms): never while holding the write lock, which every
-        # worker's requests need; the rest of this request uses a transaction per step.
-        _end()
-        early = faults.apply(injected, rt.store)
-        if early is not None:
-            return early
-    # 5. parameters
-    strict_check(notes, integration.strict)
-    command, found = parse_command(cmd, form, integration)
-    notes.extend(found)
-    strict_check(notes, integration.strict)
-    # 6. command
-    outcome = account.run(rt.store, integration, command, notes)
-    response, answer_notes = answer(outcome, integration.profile)
-    seen.notes = [*outcome.notes, *answer_notes]
-    return response
 
 
-def _begin(store: Store) -> None:
-    scope = ExitStack()
-    scope.enter_context(store.transaction())
-    g.planfix_scope = scope
+@dataclass(frozen=True)
+class _Faulted:
+    """A fault was taken for this request: what the rest of it needs."""
+
+    fault: faults.Injected
+    integration: Integration
 
 
-def _end(error: BaseException | None = None) -> None:
-    """Commit the request's transaction, or roll it back when `error` ended the request."""
-    scope: ExitStack | None = g.pop("planfix_scope", None)
-    if scope is None:
-        return
-    if error is None:
-        scope.close()
-    else:
-        scope.__exit__(type(error), error, error.__traceback__)
-
-
-@bp.before_request
-def _start() -> None:
-    g.planfix_seen = _Seen(started=time.perf_counter())
-
-
-@bp.after_request
-def _journal(response: Response) -> Response:
-    try:
-        _record(response)
-    except BaseException as exc:
-        _end(exc)
-        raise
-    _end()
-    return response
-
-
-@bp.teardown_request
-def _finish(error: BaseException | None) -> None:
-    # `_journal` has normally ended the transaction; when an error skipped it (testing mode
-    # lets errors propagate), the request's writes roll back, as each step's did before.
-    _end(error)
-
-
-def _record(response: Response) -> None:
-    rt = runtime()
-    seen: _Seen | None = g.get("planfix_seen")
-    if seen is None or request.headers.get(ORIGIN_HEADER) == rt.store.instance_id:
-        return  # the simulator called itself: the sending side journals it
-    error = getattr(g, "planfix_error", "")
-    rt.store.record(
-        ExchangeRecord(
-            direction="to_planfix",
-            party="planfix",
-            method=request.method,
-            url=request.full_path.rstrip("?"),
-            cmd=seen.cmd,
-            chat_id=seen.form.get("chatId") or "",
-            form=seen.form.as_list(),
-            request_headers=request_headers(request),
-            status=None if seen.dropped else response.status_code,
-            response_body="" if seen.dropped else response.get_data(as_text=True),
-            duration_ms=(time.perf_counter() - seen.started) * 1000,
-            notes=[n.as_dict() for n in seen.notes],
-            error="connection dropped (fault)" if seen.dropped else error,
-            fault=seen.fault,
-            integration_id=seen.integration_id,
-        )
-    )
-
-
-for _path in API_PATHS:
-    bp.add_url_rule(
-        _path,
-        endpoint=_path.strip("/").replace("/", "_"),
-        view_func=handle,
-        methods=ALL_METHODS,
-        provide_automatic_options=False,
-    )
+class _InternalError(SimulatorError):
+    status = 500
+    wire_text = "Internal error"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Request
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
+from werkzeug.wsgi import get_content_length
 
 from simulator.domain import Form, Note
 from simulator.errors import InvalidParameters, PayloadTooLarge
@@ -63,19 +67,40 @@ def _json_pairs(body: bytes) -> Form:
     return Form(tuple(pairs))
 
 
-def read_form(request: Request) -> tuple[Form, list[Note]]:
-    """The request's fields in order, from a form, multipart or (noted) JSON body."""
-    notes: list[Note] = []
-    mimetype = request.mimetype
+def read_body(environ: Mapping[str, Any], limit: int) -> bytes:
+    """The request body, refused with 413 past `limit` bytes (chunked bodies included)."""
+    stream = environ["wsgi.input"]
+    length = get_content_length(environ)  # type: ignore[arg-type]
+    if length is not None and length > limit:
+        raise PayloadTooLarge(f"{length} bytes > {limit}")
+    if length is None and not environ.get("wsgi.input_terminated"):
+        return b""  # no length and a server that does not end the stream: no body (PEP 3333)
     try:
-        if mimetype == "multipart/form-data":
-            pairs = [(k, v) for k, v in request.form.items(multi=True)]
-            if request.files:
-                notes.append(Note("file-upload", "uploaded files ignored: Planfix takes links"))
-            return Form(tuple(pairs)), notes
-        body = request.get_data(cache=True)
-    except RequestEntityTooLarge as exc:
-        raise PayloadTooLarge() from exc
+        # A chunked body is read one byte past the limit, to know whether it is over.
+        data: bytes = stream.read(limit + 1 if length is None else length)
+    except (OSError, ValueError) as exc:  # the server's read deadline, or a broken chunk
+        raise InvalidParameters(f"the body could not be read: {exc or type(exc).__name__}") from exc
+    if length is None and len(data) > limit:
+        raise PayloadTooLarge(f"chunked body over {limit} bytes")
+    if length is not None and len(data) < length:
+        raise InvalidParameters(f"the body ended after {len(data)} of {length} bytes")
+    return data
+
+
+def parse_body(body: bytes, content_type: str) -> tuple[Form, list[Note]]:
+    """The fields of a form, multipart or (noted) JSON body, in order."""
+    notes: list[Note] = []
+    mimetype, options = parse_options_header(content_type)
+    mimetype = mimetype.lower()
+    if mimetype == "multipart/form-data":
+        parser = FormDataParser(max_form_memory_size=len(body) + 1)
+        try:
+            _, fields, files = parser.parse(io.BytesIO(body), mimetype, len(body), options)
+        except RequestEntityTooLarge as exc:  # more parts than Werkzeug's limit
+            raise PayloadTooLarge("too many multipart parts") from exc
+        if files:
+            notes.append(Note("file-upload", "uploaded files ignored: Planfix takes links"))
+        return Form(tuple(fields.items(multi=True))), notes
     if mimetype == "application/json":
         notes.append(
             Note("json-body", "JSON request body: whether Planfix accepts it is unknown", True)
@@ -92,6 +117,17 @@ def read_form(request: Request) -> tuple[Form, list[Note]]:
     return parse_urlencoded(body), notes
 
 
+def read_form(environ: Mapping[str, Any], limit: int) -> tuple[Form, list[Note]]:
+    """The request's fields in order, read straight from the WSGI environ."""
+    return parse_body(read_body(environ, limit), environ.get("CONTENT_TYPE", ""))
+
+
+def header(environ: Mapping[str, Any], name: str) -> str | None:
+    """A request header by name, read from the environ."""
+    value: str | None = environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value
+
+
 # Headers worth keeping in the journal, with their WSGI environ keys (read directly: going
 # through `request.headers` costs a key translation per lookup, on every request).
 _JOURNAL_HEADERS = (
@@ -102,7 +138,6 @@ _JOURNAL_HEADERS = (
 )
 
 
-def request_headers(request: Request) -> dict[str, str]:
+def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
     """The request headers worth keeping in the journal."""
-    environ = request.environ
     return {name: environ[key] for name, key in _JOURNAL_HEADERS if key in environ}
