@@ -2,7 +2,7 @@
 
 Every public method is one transaction; inside `transaction()` (one /webchat/api request: its
 command and its journal entry) they join the open one through savepoints and commit together.
-Writers take SQLite's write lock up front
+Writers take SQLite's write lock up front, on the one connection of the process that writes
 (`BEGIN IMMEDIATE`), so task and contact numbers are taken atomically even when several worker
 processes share the file. Each change also appends an event row in the same transaction; the SSE
 stream and `wait` read those rows, which is what makes them work across processes.
@@ -302,6 +302,7 @@ class Store:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._lock_fd = -1
+        self._writer_db: sqlite3.Connection | None = None
         self._integrations_cache: tuple[str, list[Integration]] | None = None
         # Group commit (`batched`): work waiting for the thread that commits for everyone.
         self._batch_lock = threading.Lock()
@@ -322,21 +323,31 @@ class Store:
 
     # -- connections and transactions ------------------------------------------------------
 
+    def _open(self) -> sqlite3.Connection:
+        # check_same_thread=False: the writer is shared by the threads that hold the write
+        # lock, and a reader may be closed by another thread once its owner has ended.
+        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA busy_timeout=30000")
+        # Switching to WAL takes an exclusive lock; worker processes opening a file that is
+        # already WAL (the CLI creates it first) must not race for it.
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    @property
+    def _writer(self) -> sqlite3.Connection:
+        if self._writer_db is None:  # opened by the outermost `_write` before `writing` is set
+            raise RuntimeError("no write transaction is open")
+        return self._writer_db
+
     def _connection(self) -> sqlite3.Connection:
+        if getattr(self._local, "writing", False):
+            return self._writer  # this thread holds the write lock
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            # check_same_thread=False only so that another thread may close it once its owner
-            # has ended; a connection is still used by its own thread alone.
-            db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA busy_timeout=30000")
-            # Switching to WAL takes an exclusive lock; worker processes opening a file that is
-            # already WAL (the CLI creates it first) must not race for it.
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = self._open()
             self._local.db = db
             with self._lock:
                 kept = []
@@ -369,8 +380,8 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
         if getattr(self._local, "writing", False):
+            db = self._writer
             # Inside `transaction()` on this thread: join it. A savepoint keeps "a method that
             # fails changes nothing" while the outer transaction goes on (and commits).
             db.execute("SAVEPOINT nested")
@@ -386,6 +397,12 @@ class Store:
         # and poll (up to 100 ms a try), which is what made p99 latency jump under load.
         # Other processes still meet at BEGIN IMMEDIATE.
         with self._write_lock, self._process_lock():
+            # One connection per process does all the writing: SQLite drops a connection's
+            # page cache whenever another connection has written, so a writer per thread
+            # would start every transaction cold.
+            if self._writer_db is None:
+                self._writer_db = self._open()
+            db = self._writer_db
             db.execute("BEGIN IMMEDIATE")
             self._local.writing = True
             try:
@@ -468,6 +485,11 @@ class Store:
                 with suppress(sqlite3.ProgrammingError):
                     db.close()
             self._connections.clear()
+        with self._write_lock:
+            if self._writer_db is not None:
+                self._writer_db.close()
+                self._writer_db = None
+        with self._lock:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
                 self._lock_fd = -1
