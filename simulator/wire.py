@@ -25,6 +25,8 @@ ORIGIN_HEADER = "X-Planfix-Sim-Origin"
 
 def _unquote_strict(raw: bytes) -> str:
     """Percent-decode one form component; broken escapes and invalid UTF-8 are errors."""
+    if b"%" not in raw:  # most fields: nothing to unescape
+        return raw.replace(b"+", b" ").decode("utf-8", errors="strict")
     if _BAD_PERCENT.search(raw):
         raise InvalidParameters("broken percent-encoding")
     decoded = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"+", b" "))

@@ -5,11 +5,13 @@ Run from the checkout (it starts its own servers on free loopback ports):
     python tests/bench/bench.py                       # everything, RSS up to 1M messages
     python tests/bench/bench.py --rss 10000,100000    # shorter memory run
     python tests/bench/bench.py --servers gunicorn,granian,werkzeug --workers 1,2
+    python tests/bench/bench.py --rounds 5 --seconds 4     # more turns of bare app vs simulator
 
 The load comes from separate processes (2 x 8 threads = 16 keep-alive connections by default),
 each sending pre-built requests over raw sockets, so the client costs little of the CPU the
 server needs. The same load runs against a bare "return 200" app on the same server and
-worker count; the simulator's throughput is reported as a ratio of that ceiling.
+worker count, taking turns with the simulator round after round; the simulator's throughput
+is reported as a ratio of that ceiling (the median round).
 """
 
 from __future__ import annotations
@@ -325,40 +327,57 @@ class Server:
             self.proc.communicate()
 
 
-def throughput(server: str, workers: int, seconds: float) -> dict[str, Any]:
+def _measure(target: Server, kind: str, seconds: float) -> tuple[LoadResult, float]:
+    """Drive `kind` at `target`; the answers and the server's CPU ms per answer."""
+    cpu = target.cpu_seconds()
+    result = load(target.port, kind, seconds=seconds)
+    # CPU per answer does not depend on what else the machine runs: the steadier figure.
+    return result, (target.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
+
+
+def throughput(server: str, workers: int, seconds: float, rounds: int = 3) -> dict[str, Any]:
     """newMessage and getTask on the simulator, and the bare app, on the same server."""
-    row: dict[str, Any] = {"server": server, "workers": workers}
-    bare = Server(server, workers, bare=True)
+    # Both servers stay up and the loads take turns, round after round: on a shared machine
+    # the rate drifts by tens of percent within a minute, so each ratio compares loads run
+    # seconds apart, and the median round is reported.
+    row: dict[str, Any] = {"server": server, "workers": workers, "rounds": rounds}
+    bare, sim = Server(server, workers, bare=True), Server(server, workers)
     try:
         bare.wait_ready()
+        sim.wait_ready()
         load(bare.port, "newMessage", seconds=1)
-        cpu = bare.cpu_seconds()
-        ceiling = load(bare.port, "newMessage", seconds=seconds)
-        # CPU per answer does not depend on what else the machine runs: the steadier figure.
-        row["bare_cpu_ms"] = round((bare.cpu_seconds() - cpu) * 1000 / ceiling.requests, 3)
+        load(sim.port, "newMessage", seconds=1)  # warm up: chats, tasks, caches exist
+        per_round: list[dict[str, float]] = []
+        latencies: dict[str, list[float]] = {"bare": [], "newMessage": [], "getTask": []}
+        non_200: dict[str, int] = {"newMessage": 0, "getTask": 0}
+        for _ in range(rounds):
+            ceiling, bare_cpu = _measure(bare, "newMessage", seconds)
+            figures = {"bare_rps": ceiling.rps, "bare_cpu_ms": bare_cpu}
+            latencies["bare"].extend(ceiling.latencies_ms)
+            for kind, key in (("newMessage", "new_message"), ("getTask", "get_task")):
+                result, cpu_ms = _measure(sim, kind, seconds)
+                latencies[kind].extend(result.latencies_ms)
+                non_200[kind] += sum(v for k, v in result.statuses.items() if k != 200)
+                figures[f"{key}_rps"] = result.rps
+                figures[f"{key}_cpu_ms"] = cpu_ms
+                figures[f"{key}_ratio"] = result.rps / ceiling.rps if ceiling.rps else 0
+                figures[f"{key}_cpu_ratio"] = bare_cpu / cpu_ms if cpu_ms else 0
+            per_round.append(figures)
     finally:
         bare.stop()
-    row["bare_rps"] = round(ceiling.rps)
-    row["bare_p50_ms"] = round(ceiling.percentile(0.5), 2)
-    row["bare_p99_ms"] = round(ceiling.percentile(0.99), 2)
-    sim = Server(server, workers)
-    try:
-        sim.wait_ready()
-        load(sim.port, "newMessage", seconds=1)  # warm up: chats, tasks, caches exist
-        for kind in ("newMessage", "getTask"):
-            cpu = sim.cpu_seconds()
-            result = load(sim.port, kind, seconds=seconds)
-            key = "new_message" if kind == "newMessage" else "get_task"
-            cpu_ms = (sim.cpu_seconds() - cpu) * 1000 / max(result.requests, 1)
-            row[f"{key}_cpu_ms"] = round(cpu_ms, 3)
-            row[f"{key}_cpu_ratio"] = round(row["bare_cpu_ms"] / cpu_ms, 3) if cpu_ms else 0
-            row[f"{key}_rps"] = round(result.rps)
-            row[f"{key}_p50_ms"] = round(result.percentile(0.5), 2)
-            row[f"{key}_p99_ms"] = round(result.percentile(0.99), 2)
-            row[f"{key}_non_200"] = sum(v for k, v in result.statuses.items() if k != 200)
-            row[f"{key}_ratio"] = round(result.rps / ceiling.rps, 3) if ceiling.rps else 0
-    finally:
         sim.stop()
+    for name in per_round[0]:
+        values = [r[name] for r in per_round]
+        median = statistics.median(values)
+        row[name] = round(median) if name.endswith("_rps") else round(median, 3)
+        if name.endswith("ratio"):
+            row[f"{name}_rounds"] = [round(v, 3) for v in values]
+    for kind, key in (("bare", "bare"), ("newMessage", "new_message"), ("getTask", "get_task")):
+        pooled = LoadResult(latencies_ms=latencies[kind])
+        row[f"{key}_p50_ms"] = round(pooled.percentile(0.5), 2)
+        row[f"{key}_p99_ms"] = round(pooled.percentile(0.99), 2)
+        if kind in non_200:
+            row[f"{key}_non_200"] = non_200[kind]
     return row
 
 
@@ -499,7 +518,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", default="gunicorn")
     parser.add_argument("--workers", default="1")
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per load, per round")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/simulator turns (median)")
     parser.add_argument("--rss", default="10000,100000,1000000", help="message marks ('' skips)")
     parser.add_argument("--rss-http-only", action="store_true", help="send every message over HTTP")
     parser.add_argument("--skip", default="", help="comma list of: throughput,cold,rss,replay")
@@ -512,7 +532,7 @@ def main() -> int:
     for server in servers:
         for count in workers:
             if "throughput" not in skip:
-                row = throughput(server, count, args.seconds)
+                row = throughput(server, count, args.seconds, args.rounds)
                 print(json.dumps(row), flush=True)
                 report["throughput"].append(row)
             if "cold" not in skip:
@@ -549,6 +569,12 @@ def print_tables(report: dict[str, Any]) -> None:
                 f" {r['new_message_cpu_ms']} ({r['new_message_cpu_ratio']}) |"
                 f" {r['get_task_rps']} ({r['get_task_p50_ms']}/{r['get_task_p99_ms']})"
                 f" | {r['get_task_ratio']} | {r['get_task_cpu_ms']} ({r['get_task_cpu_ratio']}) |"
+            )
+        print("\nmedians of the rounds; each round's ratios (newMessage, getTask):")
+        for r in report["throughput"]:
+            print(
+                f"- {r['server']} x{r['workers']}: {r['new_message_ratio_rounds']},"
+                f" {r['get_task_ratio_rounds']}"
             )
     for r in report["cold_start"]:
         print(
