@@ -11,13 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, got_request_exception, jsonify, request
+from flask import Flask, g, got_request_exception, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.wrappers import Response as BaseResponse
 
 from simulator import control_api, planfix_api
 from simulator.context import EXTENSION, Runtime, runtime
-from simulator.errors import MethodNotAllowed, PayloadTooLarge, SimulatorError
+from simulator.errors import InternalError, PayloadTooLarge, SimulatorError, error_response
 from simulator.settings import load_settings
 from simulator.store import Store
 
@@ -116,16 +117,12 @@ class SqliteInt(IntegerConverter):
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SimulatorError)
-    def simulator_error(error: SimulatorError) -> Response:
+    def simulator_error(error: SimulatorError) -> BaseResponse:
         g.planfix_error = error.detail
-        response = jsonify(error.body())
-        response.status_code = error.status
-        if isinstance(error, MethodNotAllowed):
-            response.headers["Allow"] = "POST"
-        return response
+        return error_response(error)
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response:
+    def http_error(error: HTTPException) -> BaseResponse:
         if error.code == 413:
             return simulator_error(PayloadTooLarge())
         response = jsonify({"error": error.name, "detail": error.description})
@@ -137,16 +134,14 @@ def _register_error_handlers(app: Flask) -> None:
     if not app.testing:
 
         @app.errorhandler(Exception)
-        def unexpected(error: Exception) -> Response:
+        def unexpected(error: Exception) -> BaseResponse:
             # A bug: logged with its traceback, answered as JSON so no client sees HTML.
             log.exception("unexpected error on %s %s", request.method, request.path)
             # Handled here, so Flask will not signal it: tell listeners (the live server's
             # check()) ourselves, or a test would never learn of the bug.
             got_request_exception.send(app, _async_wrapper=app.ensure_sync, exception=error)
             g.planfix_error = f"internal error: {type(error).__name__}"
-            response = jsonify({"error": "Internal error"})
-            response.status_code = 500
-            return response
+            return error_response(InternalError())
 
 
 def stop_services(app: Flask) -> None:

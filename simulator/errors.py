@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
+
+from werkzeug.wrappers import Response
 
 
 class SimulatorError(Exception):
@@ -90,6 +93,22 @@ class Forbidden(SimulatorError):
 
     status = 403
     wire_text = "Cross-site request refused"
+
+
+class InternalError(SimulatorError):
+    """500: a bug; clients still get JSON, the traceback goes to the log."""
+
+    status = 500
+    wire_text = "Internal error"
+
+
+def error_response(error: SimulatorError) -> Response:
+    """The wire answer of a typed error: compact JSON and a newline, as Flask's jsonify."""
+    text = json.dumps(error.body(), separators=(",", ":")) + "\n"
+    response = Response(text, status=error.status, mimetype="application/json")
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = "POST"
+    return response
 
 
 class ConfigError(Exception):

@@ -31,7 +31,14 @@ from simulator.domain import (
     parse_command,
     strict_check,
 )
-from simulator.errors import InvalidParameters, InvalidToken, MethodNotAllowed, SimulatorError
+from simulator.errors import (
+    InternalError,
+    InvalidParameters,
+    InvalidToken,
+    MethodNotAllowed,
+    SimulatorError,
+    error_response,
+)
 from simulator.store import ExchangeRecord
 from simulator.wire import ORIGIN_HEADER, header, read_form, request_headers
 
@@ -88,15 +95,6 @@ def _json(body: object) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=200, mimetype="application/json")
 
 
-def error_response(error: SimulatorError) -> Response:
-    """The wire body of a typed error, as the Flask app sends it (compact JSON and a newline)."""
-    text = json.dumps(error.body(), separators=(",", ":")) + "\n"
-    response = Response(text, status=error.status, mimetype="application/json")
-    if isinstance(error, MethodNotAllowed):
-        response.headers["Allow"] = "POST"
-    return response
-
-
 class PlanfixApi:
     """WSGI middleware: answers the chat API's paths itself, passes every other to `inner`."""
 
@@ -146,7 +144,7 @@ class PlanfixApi:
                 raise
             log.exception("unexpected error on %s", environ["PATH_INFO"])
             seen.error = f"internal error: {type(error).__name__}"
-            return store.batched(lambda: self._refuse(environ, seen, _InternalError()))
+            return store.batched(lambda: self._refuse(environ, seen, InternalError()))
 
     def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> str:
         """Steps 1 to 3, before the store: method, size (and encoding), cmd."""
@@ -258,8 +256,3 @@ class _Faulted:
 
     fault: faults.Injected
     integration: Integration
-
-
-class _InternalError(SimulatorError):
-    status = 500
-    wire_text = "Internal error"
