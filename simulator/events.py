@@ -301,9 +301,9 @@ def wait_for(
     with hub.listening():
         while True:
             version = hub.version
-            # The journal never holds more than `journal_retention` entries: this reads every
+            # The journal never holds more than `journal_bound` entries: this reads every
             # entry after the cursor, oldest first, in one short transaction.
-            batch = store.journal(JournalQuery(since=cursor, limit=store.journal_retention))
+            batch = store.journal(JournalQuery(since=cursor, limit=store.journal_bound))
             for entry in batch:
                 if matches(match, entry):
                     return entry, []

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from simulator.app import close_app, create_app
 from simulator.context import runtime
-from simulator.store import ExchangeRecord, Store
+from simulator.store import ExchangeRecord, JournalQuery, Store
 from tests.test_planfix_api import new_message, post
 
 
@@ -60,6 +60,23 @@ def test_journal_retention_drops_the_oldest_entries() -> None:
         assert store.counts()["messages"] == 12, "retention bounds the journal, not the data"
     finally:
         close_app(app)
+
+
+def test_retention_drops_the_oldest_rows_in_steps_of_one_percent(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "s.sqlite3"), journal_retention=500)
+    try:
+        sizes = set()
+        for i in range(1, 1301):
+            store.record(_exchange(f"/{i}"))
+            if i >= 500:
+                sizes.add(store.counts()["journal"])
+        assert sizes == set(range(500, 505)), "never fewer than kept, never a step (5) over"
+        assert store.journal_bound == 504
+        assert store.counts()["events"] < 4 * 500 + 20
+        kept = store.journal(JournalQuery(limit=store.journal_bound))
+        assert [e.url for e in kept] == [f"/{i}" for i in range(801, 1301)], "the newest stay"
+    finally:
+        store.close()
 
 
 def test_integrations_see_only_their_own_records(client: FlaskClient, store: Store) -> None:
