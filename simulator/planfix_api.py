@@ -116,7 +116,13 @@ class PlanfixApi:
         """Serve `/webchat/api` and `/chat/api`; hand anything else to the Flask app."""
         if environ.get("PATH_INFO") not in API_PATHS:
             return self.inner(environ, start_response)
-        return self.respond(environ)(environ, start_response)
+        response = self.respond(environ)
+        if response.is_streamed or environ["REQUEST_METHOD"] == "HEAD":
+            return response(environ, start_response)  # a dropped connection; no body for HEAD
+        # Werkzeug's general path (location, range and encoding fix-ups) has nothing to do
+        # for these fixed JSON answers, which carry their own Content-Length.
+        start_response(response.status, response.headers.to_wsgi_list())
+        return [response.get_data()]
 
     def respond(self, environ: WSGIEnvironment) -> Response:
         """Run one request through the fixed check order and journal it."""

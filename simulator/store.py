@@ -11,6 +11,7 @@ stream and `wait` read those rows, which is what makes them work across processe
 from __future__ import annotations
 
 import fcntl
+import functools
 import hmac
 import json
 import os
@@ -228,7 +229,14 @@ MESSAGE_COUNTER = "message_id"
 
 def now_iso(t: float | None = None) -> str:
     """UTC timestamp with milliseconds, as shown in the journal and the UI."""
-    moment = datetime.fromtimestamp(time.time() if t is None else t, UTC)
+    # Rounded to the microsecond first, as datetime.fromtimestamp does, then cut to the ms.
+    return _iso_ms(round((time.time() if t is None else t) * 1_000_000) // 1000)
+
+
+@functools.lru_cache(maxsize=64)
+def _iso_ms(ms: int) -> str:
+    # One request stamps four rows within the same millisecond or two: format each once.
+    moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
