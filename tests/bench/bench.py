@@ -17,6 +17,7 @@ is reported as a ratio of that ceiling (the median round).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import multiprocessing
 import os
@@ -513,6 +514,48 @@ def replay(server: str, workers: int) -> dict[str, Any]:
     }
 
 
+def in_process(requests: int = 5000) -> dict[str, Any]:
+    """The simulator's own CPU per answer: its WSGI app called directly, one thread, no server."""
+    # What no server can go below: the floor the ratio's arithmetic in the README starts from.
+    sys.path.insert(0, str(ROOT))
+    from simulator.app import close_app, create_app
+
+    app = create_app()
+    try:
+
+        def call(raw: bytes) -> None:
+            body = raw.partition(b"\r\n\r\n")[2]
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/webchat/api",
+                "QUERY_STRING": "",
+                "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body),
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": "80",
+                "SERVER_PROTOCOL": "HTTP/1.1",
+                "HTTP_HOST": "127.0.0.1",
+                "wsgi.url_scheme": "http",
+            }
+            statuses: list[str] = []
+            b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+            if not statuses[0].startswith("200"):
+                raise RuntimeError(f"in-process answer {statuses[0]}")
+
+        for i in range(requests):  # warm up: 1,000 chats with tasks and contacts
+            call(new_message(i % 1000, i))
+        out: dict[str, Any] = {}
+        for kind, make in (("new_message", new_message), ("get_task", lambda c, _: get_task(c))):
+            cpu = time.process_time()
+            for i in range(requests):
+                call(make(i % 1000, i))
+            out[f"{kind}_cpu_ms"] = round((time.process_time() - cpu) * 1000 / requests, 3)
+        return out
+    finally:
+        close_app(app)
+
+
 def main() -> int:
     """Run the chosen parts and print a markdown table (and JSON with --out)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -522,7 +565,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="bare/simulator turns (median)")
     parser.add_argument("--rss", default="10000,100000,1000000", help="message marks ('' skips)")
     parser.add_argument("--rss-http-only", action="store_true", help="send every message over HTTP")
-    parser.add_argument("--skip", default="", help="comma list of: throughput,cold,rss,replay")
+    parser.add_argument(
+        "--skip", default="", help="comma list of: throughput,cold,rss,replay,inprocess"
+    )
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -540,6 +585,9 @@ def main() -> int:
                 print(json.dumps(row), flush=True)
                 report["cold_start"].append(row)
     main_server, main_workers = servers[0], workers[0]
+    if "inprocess" not in skip:
+        report["in_process"] = in_process()
+        print(json.dumps(report["in_process"]), flush=True)
     if "replay" not in skip:
         report["replay"] = replay(main_server, main_workers)
         print(json.dumps(report["replay"]), flush=True)
@@ -581,6 +629,8 @@ def print_tables(report: dict[str, Any]) -> None:
             f"cold start {r['server']} x{r['workers']}: median {r['cold_start_median_s']} s,"
             f" worst {r['cold_start_max_s']} s; CPU until then {r['cold_start_cpu_median_s']} s"
         )
+    if "in_process" in report:
+        print(f"in-process, no server (CPU ms per answer): {report['in_process']}")
     if "replay" in report:
         print(f"scenario replay: {report['replay']}")
     if "memory" in report:
