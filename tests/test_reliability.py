@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from simulator.serving import READ_TIMEOUT_SECONDS
+from simulator.serving import DEFAULT_THREADS, READ_TIMEOUT_SECONDS
 from tests.conftest import PLANFIX_TOKEN, Report
 
 pytestmark = pytest.mark.slow
@@ -478,6 +478,13 @@ def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(
     report(f"2 workers, integration hanging: 200 messages answered 200, slowest {slowest:.2f} s")
 
 
+def _threads_and_rss_mb(pid: int) -> tuple[int, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+    rss_kb = int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+    return threads, rss_kb / 1024
+
+
 def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Report) -> None:
     served = Served("--workers", "2")
 
@@ -489,25 +496,44 @@ def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Repor
             seen[stats["pid"]] = stats["streams"] + stats["waits"]
         return seen
 
+    cycles, per_cycle = 5, 20
+    usage: list[dict[int, tuple[int, float]]] = []  # per cycle: worker pid -> (threads, RSS MB)
     try:
-        clients = []
-        for _ in range(12):
-            sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
-            sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert sock.recv(64).startswith(b"HTTP/1.1 200")
-            clients.append(sock)
-        busy = open_streams()
-        assert sum(busy.values()) >= len(clients) // 2
-        for sock in clients:
-            sock.close()  # no goodbye: a worker learns it when its next ping fails
-        deadline = time.monotonic() + 30
-        while True:
-            left = open_streams()
-            if not any(left.values()) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        for _ in range(cycles):
+            clients = []
+            for _ in range(per_cycle):
+                sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+                sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(64).startswith(b"HTTP/1.1 200")
+                clients.append(sock)
+            busy = open_streams()
+            assert sum(busy.values()) >= len(clients) // 2
+            for sock in clients:
+                sock.close()  # no goodbye: a worker learns it when its next ping fails
+            deadline = time.monotonic() + 30
+            while True:
+                left = open_streams()
+                if not any(left.values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert len(left) == 2, "both workers answered"
+            assert not any(left.values()), f"streams left open: {left}"
+            usage.append({pid: _threads_and_rss_mb(pid) for pid in left})
     finally:
         served.stop()
-    report(f"2 workers: 12 SSE clients vanished; open streams per worker {busy} -> {left}")
-    assert len(left) == 2, "both workers answered"
-    assert not any(left.values())
+    first, last = usage[0], usage[-1]
+    grown = {pid: round(last[pid][1] - first[pid][1], 1) for pid in first}
+    threads = [{pid: t for pid, (t, _) in u.items()} for u in usage]
+    report(
+        f"2 workers: {cycles} x {per_cycle} SSE clients vanished, streams open at the end {left};"
+        f" threads per worker after each cycle {threads};"
+        f" RSS growth from the first to the last cycle {grown} MB"
+    )
+    # Streams run on gthread's pool, which grows up to --threads and keeps its idle threads:
+    # a thread (or its stack) left behind per vanished client would pass that bound.
+    pool_and_fixed = DEFAULT_THREADS + 8
+    assert all(t <= pool_and_fixed for cycle in threads for t in cycle.values()), threads
+    for pid in first:
+        # Pool threads that later cycles started cost ~200 KB each (6 MB for all 32); leaking
+        # a stream's state per client would add that again for the 100 clients.
+        assert grown[pid] < 10.0, f"worker {pid} kept {grown[pid]} MB after its streams ended"
