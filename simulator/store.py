@@ -443,7 +443,7 @@ class Store:
             lead = not self._batch_led
             self._batch_led = True
         if not lead:
-            job.done.wait()
+            job.done.acquire()  # released when its batch is done, or to promote it
             lead = job.promoted  # the last leader handed the next batch to this thread
         if lead:
             self._lead_batch()
@@ -468,11 +468,11 @@ class Store:
                 if self._batch:
                     # Whoever waits longest leads next; this thread goes back to its request.
                     self._batch[0].promoted = True
-                    self._batch[0].done.set()
+                    self._batch[0].done.release()
                 else:
                     self._batch_led = False
             for job in batch:
-                job.done.set()
+                job.done.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -2082,7 +2082,10 @@ class _Job(Generic[T]):
 
     def __init__(self, work: Callable[[], T]) -> None:
         self.work = work
-        self.done = threading.Event()
+        # A plain lock, held from the start, is the cheapest one-shot signal: an Event is a
+        # Condition and two more locks, made per request on the hot path.
+        self.done = threading.Lock()
+        self.done.acquire()
         self.promoted = False
         self.value: T | None = None
         self.error: BaseException | None = None
