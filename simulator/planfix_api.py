@@ -130,12 +130,12 @@ class PlanfixApi:
         store = self.rt.store
         try:
             try:
-                cmd = self._precheck(environ, seen)
+                self._precheck(environ, seen)
             except SimulatorError as refused:
                 return store.batched(partial(self._refuse, environ, seen, refused))
             # From the token check on, the request is one write transaction: the lookups, the
             # command and its journal entry commit together, or not at all.
-            done = store.batched(lambda: self._admit(environ, seen, cmd))
+            done = store.batched(lambda: self._admit(environ, seen))
             if isinstance(done, Response):
                 return done
             # A fault was taken (committed): it may sleep, so never inside the transaction,
@@ -152,7 +152,7 @@ class PlanfixApi:
             seen.error = f"internal error: {type(error).__name__}"
             return store.batched(lambda: self._refuse(environ, seen, InternalError()))
 
-    def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> str:
+    def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> None:
         """Steps 1 to 3, before the store: method, size (and encoding), cmd."""
         method = environ["REQUEST_METHOD"]
         if method != "POST":
@@ -163,7 +163,6 @@ class PlanfixApi:
         seen.cmd = cmd
         if cmd not in COMMANDS:
             raise InvalidParameters(f"unknown cmd {cmd!r}" if cmd else "cmd is missing")
-        return cmd
 
     def _refuse(self, environ: WSGIEnvironment, seen: _Seen, error: SimulatorError) -> Response:
         if not seen.error:
@@ -172,7 +171,7 @@ class PlanfixApi:
         self._journal(environ, seen, response)
         return response
 
-    def _admit(self, environ: WSGIEnvironment, seen: _Seen, cmd: str) -> Response | _Faulted:
+    def _admit(self, environ: WSGIEnvironment, seen: _Seen) -> Response | _Faulted:
         """Step 4, the token (and a planned fault), then the command unless a fault was taken."""
         store = self.rt.store
         form, notes = seen.form, seen.notes
@@ -194,14 +193,12 @@ class PlanfixApi:
                 raise InvalidToken(detail)
             seen.integration_id = integration.id
             injected = faults.take(store, integration.id, "planfix")
-            if injected is not None:
-                seen.fault, seen.dropped = injected.label, injected.drop
-                return _Faulted(injected, integration)
-            response = self._command(seen, cmd, integration)
         except SimulatorError as error:
             return self._refuse(environ, seen, error)
-        self._journal(environ, seen, response)
-        return response
+        if injected is not None:
+            seen.fault, seen.dropped = injected.label, injected.drop
+            return _Faulted(injected, integration)
+        return self._finish(environ, seen, integration, None)
 
     def _finish(
         self,
@@ -210,19 +207,19 @@ class PlanfixApi:
         integration: Integration,
         early: Response | None,
     ) -> Response:
-        """After a fault: its own answer, or the command's as usual; journaled either way."""
+        """A fault's own answer (`early`), else the command's; journaled either way."""
         try:
-            response = early or self._command(seen, seen.cmd, integration)
+            response = early if early is not None else self._command(seen, integration)
         except SimulatorError as error:
             return self._refuse(environ, seen, error)
         self._journal(environ, seen, response)
         return response
 
-    def _command(self, seen: _Seen, cmd: str, integration: Integration) -> Response:
+    def _command(self, seen: _Seen, integration: Integration) -> Response:
         """Steps 5 and 6: the parameters, then the command and its answer."""
         notes = seen.notes
         strict_check(notes, integration.strict)
-        command, found = parse_command(cmd, seen.form, integration)
+        command, found = parse_command(seen.cmd, seen.form, integration)
         notes.extend(found)
         strict_check(notes, integration.strict)
         outcome = account.run(self.rt.store, integration, command, notes)
