@@ -39,7 +39,7 @@ SERVERS = ("gunicorn", "granian", "werkzeug")
 DEFAULT_SERVER = "gunicorn"
 # Measured on 2 cores (README, "Serving"): one worker keeps the simulator within half of the
 # server's own ceiling, uses 47 MB less and wakes event streams at once (no cross-process
-# polling); `--workers 2` answers 43-72 % more requests per second for load tests.
+# polling); `--workers 2` answers 63-75 % more requests per second for load tests.
 DEFAULT_WORKERS = 1
 # SSE streams hold a thread each for as long as the browser stays; many threads keep a few
 # streams from starving /webchat/api (idle threads cost memory only, the GIL serialises work).
