@@ -176,10 +176,13 @@ def _load_worker(
         latencies: list[float] = []
         n = 0
         chats = 1000
+        # getTask asks for the chat this thread's first newMessage opened (the warm-up sends
+        # at least one per thread), so every getTask names a chat that has a task.
+        asked = first_chat + (index * 7919 + 1) % chats
         while take():
             n += 1
             chat = first_chat + (index * 7919 + n) % chats
-            raw = new_message(chat, n) if kind == "newMessage" else get_task(first_chat)
+            raw = new_message(chat, n) if kind == "newMessage" else get_task(asked)
             started = time.perf_counter()
             status = conn.request(raw)
             latencies.append((time.perf_counter() - started) * 1000)
