@@ -105,12 +105,14 @@ def status() -> Response:
 @bp.get("/integrations")
 def list_integrations() -> Response:
     """Every integration with its tokens and settings."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     return jsonify([integration_as_dict(i) for i in runtime().store.integrations()])
 
 
 @bp.post("/integrations")
 def create_integration() -> tuple[Response, int]:
     """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     data = json_body(INTEGRATION_SCHEMA)
     created = runtime().store.add_integration(integration_from_mapping(data))
     return jsonify(integration_as_dict(created)), 201
@@ -119,6 +121,7 @@ def create_integration() -> tuple[Response, int]:
 @bp.get("/integrations/<ref>")
 def get_integration(ref: str) -> Response:
     """One integration by id or name."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
     return jsonify(integration_as_dict(found))
@@ -127,6 +130,7 @@ def get_integration(ref: str) -> Response:
 @bp.patch("/integrations/<ref>")
 def update_integration(ref: str) -> Response:
     """Change some settings of an integration."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
     data = json_body(INTEGRATION_SCHEMA)

@@ -703,6 +703,12 @@ class Store:
         self._integrations_cache = (version, items)
         return items
 
+    def secret_values(self) -> frozenset[str]:
+        """Every integration's tokens: what outputs mask wherever it appears."""
+        return frozenset(
+            t for i in self._integrations_cached() for t in (i.planfix_token, i.token) if t
+        )
+
     def integration_by_token(self, planfix_token: str) -> Integration | None:
         """The integration whose Planfix token this is, compared in constant time."""
         found: Integration | None = None
