@@ -296,6 +296,7 @@ class JournalQuery:
     direction: str | None = None
     status: int | None = None
     since: int | None = None  # journal id: entries after it
+    before: int | None = None  # journal id: entries before it (the next page's cursor)
     ids: Sequence[int] | None = None
     limit: int = 1000
 
@@ -1551,6 +1552,9 @@ class Store:
         if q.since is not None:
             where.append("id > ?")
             args.append(q.since)
+        if q.before is not None:
+            where.append("id < ?")
+            args.append(q.before)
         if q.ids is not None:
             where.append(f"id IN ({', '.join('?' for _ in q.ids)})")
             args.extend(q.ids)
