@@ -53,6 +53,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store = Store(
         db_path,
         journal_retention=settings.journal_retention,
+        journal_entry_bytes=settings.journal_entry_bytes,
+        journal_bytes=settings.journal_bytes,
         task_number_start=settings.task_number_start,
         contact_number_start=settings.contact_number_start,
     )

@@ -35,6 +35,7 @@ from simulator.control_api import (
     ATTACHMENTS_SCHEMA,
     integration_filter,
     json_body,
+    paged,
     resolve_integration,
 )
 from simulator.delivery import DEFAULT_PROVIDER_ID, send_marked
@@ -476,13 +477,13 @@ def customer_command() -> Response:
 def inbox() -> Response:
     """What the fake chat's customers received; `?integration=`, `?chatId=` filter."""
     items = runtime().store.inbox(integration_filter(), request.args.get("chatId") or None)
-    return jsonify([i.as_dict() for i in items])
+    return paged([i.as_dict() for i in items])
 
 
 @bp.get("/api/v1/chat/chats")
 def chats() -> Response:
     """Chats the fake chat knows; `?integration=` filters."""
-    return jsonify([c.as_dict() for c in runtime().store.fake_chats(integration_filter())])
+    return paged([c.as_dict() for c in runtime().store.fake_chats(integration_filter())])
 
 
 def install(services: dict[str, Any], store: Store) -> None:

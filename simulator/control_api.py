@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
 from jsonschema import Draft202012Validator
@@ -88,6 +89,49 @@ def _int_arg(name: str) -> int | None:
     return value
 
 
+# Every list endpoint answers one page: `limit` items (this default, at most the maximum) and,
+# when more may follow, a `Link: <…>; rel="next"` header whose URL carries the `cursor`.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+def page_limit() -> int:
+    """The `?limit=` of a list endpoint: DEFAULT_LIMIT when absent, 1..MAX_LIMIT, else a 400."""
+    raw = request.args.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def page_cursor() -> int | None:
+    """The `?cursor=` of a list endpoint (from a previous page's next link), or None."""
+    raw = request.args.get("cursor")
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit() and int(raw) < 2**63):
+        raise BadRequest("cursor must be the value of a previous page's next link")
+    return int(raw)
+
+
+def page_response(items: list[Any], next_cursor: int | None) -> Response:
+    """A page as JSON; a `Link` header names the next page when there is one."""
+    response = jsonify(items)
+    if next_cursor is not None:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+        query = urlencode([*args, ("cursor", str(next_cursor))])
+        response.headers["Link"] = f'<{request.path}?{query}>; rel="next"'
+    return response
+
+
+def paged(items: list[Any]) -> Response:
+    """One page of a whole list (the cursor is an offset into it)."""
+    limit, start = page_limit(), page_cursor() or 0
+    end = start + limit
+    return page_response(items[start:end], end if end < len(items) else None)
+
+
 @bp.get("/status")
 def status() -> Response:
     """Where the simulator is and what it serves."""
@@ -105,12 +149,14 @@ def status() -> Response:
 @bp.get("/integrations")
 def list_integrations() -> Response:
     """Every integration with its tokens and settings."""
-    return jsonify([integration_as_dict(i) for i in runtime().store.integrations()])
+    security.show_secrets()  # the tokens are what a caller comes here for
+    return paged([integration_as_dict(i) for i in runtime().store.integrations()])
 
 
 @bp.post("/integrations")
 def create_integration() -> tuple[Response, int]:
     """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     data = json_body(INTEGRATION_SCHEMA)
     created = runtime().store.add_integration(integration_from_mapping(data))
     return jsonify(integration_as_dict(created)), 201
@@ -119,6 +165,7 @@ def create_integration() -> tuple[Response, int]:
 @bp.get("/integrations/<ref>")
 def get_integration(ref: str) -> Response:
     """One integration by id or name."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
     return jsonify(integration_as_dict(found))
@@ -127,6 +174,7 @@ def get_integration(ref: str) -> Response:
 @bp.patch("/integrations/<ref>")
 def update_integration(ref: str) -> Response:
     """Change some settings of an integration."""
+    security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
     data = json_body(INTEGRATION_SCHEMA)
@@ -137,7 +185,7 @@ def update_integration(ref: str) -> Response:
 @bp.get("/employees")
 def list_employees() -> Response:
     """Employees who can reply and author echo messages."""
-    return jsonify([_employee(e) for e in runtime().store.employees()])
+    return paged([_employee(e) for e in runtime().store.employees()])
 
 
 @bp.post("/employees")
@@ -157,7 +205,7 @@ def _employee(e: Employee) -> dict[str, Any]:
 @bp.get("/tasks")
 def list_tasks() -> Response:
     """Tasks, most recently active first; `?integration=` filters."""
-    return jsonify([t.as_dict() for t in runtime().store.tasks(integration_filter())])
+    return paged([t.as_dict() for t in runtime().store.tasks(integration_filter())])
 
 
 def task_detail(number: int) -> dict[str, Any]:
@@ -196,29 +244,33 @@ def read_task(number: int) -> Response:
 @bp.get("/contacts")
 def list_contacts() -> Response:
     """Contacts, newest first; `?integration=` filters."""
-    return jsonify([c.as_dict() for c in runtime().store.contacts(integration_filter())])
+    return paged([c.as_dict() for c in runtime().store.contacts(integration_filter())])
 
 
 def journal_query() -> JournalQuery:
-    """The journal filters of the query string."""
-    limit = _int_arg("limit")
+    """The journal filters of the query string, with its page (`limit`, `cursor`)."""
     return JournalQuery(
         integration_id=integration_filter(),
         cmd=request.args.get("cmd") or None,
         direction=request.args.get("direction") or None,
         status=_int_arg("status"),
         since=_int_arg("since"),
-        limit=1000 if limit is None else min(max(limit, 0), 10_000),
+        before=page_cursor(),
+        limit=page_limit(),
     )
 
 
 @bp.get("/journal")
 def journal() -> Response:
-    """Journal entries, oldest first; filters: integration, cmd, direction, status, since, limit."""
+    """The newest entries, oldest first; filters: integration, cmd, direction, status, since.
+
+    The next page holds the entries before this one's first (its cursor is that entry's id).
+    """
+    query = journal_query()
+    found = runtime().store.journal(query)
     # Tokens are masked unless asked for: journals end up in CI logs and screenshots.
-    return jsonify(
-        [security.shown_entry(e.as_dict()) for e in runtime().store.journal(journal_query())]
-    )
+    shown = [security.shown_entry(e.as_dict()) for e in found]
+    return page_response(shown, found[0].id if len(found) == query.limit else None)
 
 
 @bp.get("/journal/<int:entry_id>")

@@ -11,8 +11,10 @@ from simulator import chat_endpoint, delivery, faults, security
 from simulator.context import runtime
 from simulator.control_api import (
     ATTACHMENTS_SCHEMA,
+    MAX_LIMIT,
     integration_filter,
     json_body,
+    paged,
     resolve_integration,
 )
 from simulator.delivery import DeliveryWorker
@@ -135,18 +137,11 @@ def _shown(found: DeliveryRecord) -> dict[str, Any]:
     return shown
 
 
-def _limit() -> int:
-    raw = request.args.get("limit") or "1000"
-    if not raw.isdigit():
-        raise BadRequest("limit must be a non-negative integer")
-    return min(int(raw), 10_000)
-
-
 @bp.get("/deliveries")
 def list_deliveries() -> Response:
     """Deliveries, newest first; `?integration=` filters, `?limit=` bounds."""
-    found = runtime().store.deliveries(integration_filter(), _limit())
-    return jsonify([_shown(d) for d in found])
+    found = runtime().store.deliveries(integration_filter(), MAX_LIMIT * 10)
+    return paged([_shown(d) for d in found])
 
 
 @bp.get("/deliveries/<int:delivery_id>")

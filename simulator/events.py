@@ -19,7 +19,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -192,9 +192,10 @@ def _install(state: Any) -> None:
 # -- Server-Sent Events ---------------------------------------------------------------------
 
 
-def frame(event: Event) -> str:
-    """One SSE frame: id, event kind, and the event's JSON on one data line."""
-    data = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
+def frame(event: Event, secrets: Collection[str] = ()) -> str:
+    """One SSE frame: id, event kind, and the event's JSON (secrets masked) on one data line."""
+    shown = security.mask_output(event.as_dict(), secrets)
+    data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
 
 
@@ -239,10 +240,11 @@ def stream_events(
         while not hub.stopping:
             version = hub.version
             batch = hub.store.events_after(last_id, limit=BATCH)
+            secrets = security.known_secrets(hub.store) if batch else frozenset()
             for event in batch:
                 last_id = event.id
                 if integration_id is None or event.integration_id in (integration_id, None):
-                    yield frame(event)
+                    yield frame(event, secrets)
                     # Only bytes written count as a sign of life: a filtered stream whose
                     # integration is quiet still pings while others are busy.
                     next_ping = time.monotonic() + ping_seconds

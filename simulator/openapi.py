@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from simulator import __version__
+from simulator.control_api import DEFAULT_LIMIT, MAX_LIMIT
 from simulator.domain import COMMANDS, OPTIONAL, REQUIRED
 
 bp = Blueprint("openapi", __name__)
@@ -80,6 +81,43 @@ REVEAL = _query(
     "reveal", {"type": "string", "enum": ["1", "true"]}, "Show planfix_token/token values unmasked"
 )
 BUSY = "503"
+# The list endpoints: each answers one page (see control_api.paged).
+LIST_PATHS = (
+    "/api/v1/integrations",
+    "/api/v1/employees",
+    "/api/v1/tasks",
+    "/api/v1/contacts",
+    "/api/v1/journal",
+    "/api/v1/deliveries",
+    "/api/v1/chat/inbox",
+    "/api/v1/chat/chats",
+)
+PAGE_PARAMS = [
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        f"Page size: {DEFAULT_LIMIT} unless given, at most {MAX_LIMIT}; out of range is a 400",
+    ),
+    _query(
+        "cursor",
+        {"type": "integer", "minimum": 0},
+        'Where the page starts: copy it from the previous page\'s `Link: <…>; rel="next"`',
+    ),
+]
+
+
+def _add_paging(op: dict[str, Any]) -> None:
+    """A list operation's page: `limit` and `cursor`, the next page's `Link`, the 400."""
+    op["parameters"] = [*op.get("parameters", []), *PAGE_PARAMS]
+    op["responses"]["200"]["headers"] = {
+        "Link": {
+            "description": 'The next page, as `<url>; rel="next"`; absent on the last page',
+            "schema": {"type": "string"},
+        }
+    }
+    op["responses"].setdefault("400", _error("Invalid request (limit or cursor)"))
+
+
 REF = _path("ref", {"type": "string"})
 
 
@@ -298,7 +336,6 @@ def build_spec() -> dict[str, Any]:
                     ),
                     _query("status", {"type": "integer"}, "Only this HTTP status"),
                     _query("since", {"type": "integer"}, "Only entries after this id"),
-                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
                     REVEAL,
                 ],
                 errors=("400", "404"),
@@ -327,7 +364,11 @@ def build_spec() -> dict[str, Any]:
                     ),
                     _query("status", {"type": "integer"}, "Only this HTTP status"),
                     _query("since", {"type": "integer"}, "Only entries after this id"),
-                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        f"The newest this many (default {DEFAULT_LIMIT})",
+                    ),
                     _query("ids", {"type": "string"}, "Only these ids (comma-separated)"),
                     _query("name", {"type": "string"}, "The scenario's name"),
                 ],
@@ -373,6 +414,8 @@ def build_spec() -> dict[str, Any]:
         **_delivery_paths(),
         "/openapi.json": {"get": _op("This document", {"type": "object"}, errors=())},
     }
+    for path in LIST_PATHS:
+        _add_paging(paths[path]["get"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -752,7 +795,6 @@ def _delivery_paths() -> dict[str, Any]:
                 {"type": "array", "items": _ref("Delivery")},
                 params=[
                     INTEGRATION_FILTER,
-                    _query("limit", {"type": "integer", "minimum": 0}, "At most this many"),
                     reveal,
                 ],
                 errors=("400", "404"),

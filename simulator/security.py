@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+import json
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, redirect, request
@@ -16,12 +18,22 @@ from werkzeug.wrappers import Response
 from simulator.context import runtime
 from simulator.errors import Forbidden, PayloadTooLarge, SimulatorError, Unauthorized
 
+if TYPE_CHECKING:
+    from simulator.store import Store
+
 # Integrations call these without any admin token: they stay open whatever the settings say.
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")
 COOKIE = "planfix_sim_admin"
 QUERY_PARAM = "admin_token"
 # Form fields (wire names) that carry secrets.
 SECRET_FIELDS = frozenset({"planfix_token", "token"})
+# Query-string parameters that carry secrets (integrations put one in their webhook URL).
+SECRET_PARAMS = ("planfix_token", "token", "secret", "admin_token", "api_key", "key", "password")
+_QUERY_SECRET = re.compile(rf"([?&](?:{'|'.join(SECRET_PARAMS)})=)([^&#\s\"'<>]+)", re.I)
+# Known secret values shorter than this are masked only by name: masking "abc" in every text
+# would mangle ordinary words.
+MIN_KNOWN_SECRET = 6
+MASKED_TYPES = frozenset({"application/json", "application/yaml"})
 MASK = "\u2026"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # SSE streams and waits hold a server thread for minutes; the server tells each worker its
@@ -34,17 +46,50 @@ LONG_SLOTS = "planfix_simulator.long_slots"
 
 def mask_secret(value: str) -> str:
     """`303cb962ac59075b964b07152d234b70` → `303c…4b70`; short values are hidden whole."""
+    if value == MASK or (len(value) == 9 and value[4] == MASK):
+        return value  # masked already: masking twice must not hide what once is shown
     if len(value) < 12:
         return MASK if value else value
     return f"{value[:4]}{MASK}{value[-4:]}"
 
 
+def mask_text(text: str, secrets: Collection[str] = ()) -> str:
+    """`text` with secret query-string values and every known secret value masked."""
+    if "=" in text:
+        text = _QUERY_SECRET.sub(lambda m: m.group(1) + mask_secret(m.group(2)), text)
+    for secret in secrets:
+        if len(secret) >= MIN_KNOWN_SECRET and secret in text:
+            text = text.replace(secret, mask_secret(secret))
+    return text
+
+
+def mask_output(value: Any, secrets: Collection[str] = ()) -> Any:
+    """Any JSON-like output with its secrets masked: the one pass every answer goes through.
+
+    By name: the values of secret keys (`{"planfix_token": …}`) and of secret form pairs
+    (`["token", …]`); by place: secret parameters of query strings in any text; by value: the
+    `secrets` (the integrations' tokens) wherever they occur in text.
+    """
+    if isinstance(value, str):
+        return mask_text(value, secrets)
+    if isinstance(value, Mapping):
+        return {
+            k: mask_secret(v)
+            if k in SECRET_FIELDS and isinstance(v, str)
+            else mask_output(v, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        pair = len(value) >= 2 and isinstance(value[0], str) and isinstance(value[1], str)
+        if pair and value[0] in SECRET_FIELDS:
+            return [value[0], mask_secret(value[1]), *(mask_output(v, secrets) for v in value[2:])]
+        return [mask_output(v, secrets) for v in value]
+    return value
+
+
 def mask_form(form: Sequence[Sequence[str]]) -> list[list[str]]:
     """A journal form (ordered [name, value] pairs) with secret values masked."""
-    return [
-        [name, mask_secret(value) if name in SECRET_FIELDS else value, *rest]
-        for name, value, *rest in form
-    ]
+    return [list(pair) for pair in mask_output(list(form))]
 
 
 def revealed() -> bool:
@@ -63,12 +108,55 @@ def shown_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def mask_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A journal entry's JSON with its secret form values masked."""
-    masked = dict(entry)
-    form = masked.get("form")
-    if isinstance(form, list):
-        masked["form"] = mask_form(form)
+    """A journal entry's JSON with its secret form values and URL parameters masked."""
+    masked: dict[str, Any] = mask_output(entry)
     return masked
+
+
+def known_secrets(store: Store) -> frozenset[str]:
+    """The values masked wherever they appear: every integration's tokens."""
+    return store.secret_values()
+
+
+def show_secrets() -> None:
+    """This view shows secrets on purpose (an integration's own tokens): its answer is kept."""
+    g.show_secrets = True
+
+
+def mask_response(response: Response) -> Response:
+    """After each request: a control-API answer (JSON, error, export) with its secrets masked."""
+    if (
+        not request.path.startswith("/api/v1/")
+        or response.is_streamed
+        or response.mimetype not in MASKED_TYPES
+        or g.get("show_secrets")
+        or revealed()
+    ):
+        return response
+    text = response.get_data(as_text=True)
+    secrets = known_secrets(runtime().store)
+    admin = runtime().settings.admin_token
+    if admin:
+        secrets = secrets | {admin}
+    if not _may_hold_secret(text, secrets):
+        return response  # the common case: no parse, no copy
+    if response.mimetype == "application/json":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            response.set_data(mask_text(text, secrets))
+            return response
+        response.set_data(current_app.json.dumps(mask_output(data, secrets)) + "\n")
+    else:
+        response.set_data(mask_text(text, secrets))
+    return response
+
+
+def _may_hold_secret(text: str, secrets: Collection[str]) -> bool:
+    if any(f'"{name}"' in text for name in SECRET_FIELDS) or _QUERY_SECRET.search(text):
+        return True
+    # In JSON text a value may be escaped (non-ASCII as \uXXXX): look for that spelling too.
+    return any(s in text or json.dumps(s)[1:-1] in text for s in secrets)
 
 
 def _is_open(path: str) -> bool:
@@ -184,6 +272,7 @@ def register(app: Flask) -> None:
     app.before_request(refuse_oversized_stream)
     app.before_request(require_admin)
     app.before_request(refuse_cross_site)
+    app.after_request(mask_response)
     capacity = long_request_capacity(os.environ)
     if capacity is not None:
         app.extensions[LONG_SLOTS] = LongRequestSlots(

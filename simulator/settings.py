@@ -24,6 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "task_number_start": 1000,
     "contact_number_start": 5000,
     "journal_retention": 10_000,
+    "journal_entry_bytes": 65_536,
+    "journal_bytes": 67_108_864,
     "max_body_bytes": 1_048_576,
     "base_url": "",
     "admin_token": "",
@@ -104,6 +106,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "task_number_start": {"type": "integer", "minimum": 1},
         "contact_number_start": {"type": "integer", "minimum": 1},
         "journal_retention": {"type": "integer", "minimum": 1},
+        "journal_entry_bytes": {"type": "integer", "minimum": 1024},
+        "journal_bytes": {"type": "integer", "minimum": 65_536},
         "max_body_bytes": {"type": "integer", "minimum": 1024},
         "base_url": {"type": "string"},
         "admin_token": {"type": "string"},
@@ -133,6 +137,8 @@ class Settings:
     base_url: str
     admin_token: str
     fake_chat_reports_status: bool
+    journal_entry_bytes: int = 65_536
+    journal_bytes: int = 67_108_864
     employees: tuple[Employee, ...] = ()
     integrations: tuple[Integration, ...] = field(default=())
 
@@ -264,6 +270,8 @@ def load_settings(
         contact_number_start=merged["contact_number_start"],
         journal_retention=merged["journal_retention"],
         max_body_bytes=merged["max_body_bytes"],
+        journal_entry_bytes=merged["journal_entry_bytes"],
+        journal_bytes=merged["journal_bytes"],
         base_url=merged["base_url"].rstrip("/"),
         admin_token=merged["admin_token"],
         fake_chat_reports_status=merged["fake_chat_reports_status"],

@@ -225,6 +225,20 @@ CREATE TABLE IF NOT EXISTS events (
 TASK_COUNTER = "task_number"
 CONTACT_COUNTER = "contact_number"
 MESSAGE_COUNTER = "message_id"
+# The journal's running size in bytes (kept up to date by every insert and delete).
+JOURNAL_BYTES_COUNTER = "journal_bytes"
+CUT_NOTE = "journal-cut"
+# What a journal row costs beyond its text columns (numbers, the row header): an estimate.
+ROW_OVERHEAD = 64
+_TEXT_COLUMNS = (
+    "ts", "direction", "party", "method", "url", "cmd", "chat_id", "form",
+    "request_headers", "response_body", "notes", "fault", "error",
+)  # fmt: skip
+# The same sum in SQL, for rows about to be deleted (TEXT is stored as UTF-8).
+_ROW_BYTES_SQL = " + ".join(
+    [f"length(CAST({c} AS BLOB))" for c in _TEXT_COLUMNS] + [str(ROW_OVERHEAD)]
+)
+_SUM_JOURNAL_BYTES = f"SELECT COALESCE(SUM({_ROW_BYTES_SQL}), 0) FROM journal"  # noqa: S608
 
 
 def now_iso(t: float | None = None) -> str:
@@ -282,6 +296,7 @@ class JournalQuery:
     direction: str | None = None
     status: int | None = None
     since: int | None = None  # journal id: entries after it
+    before: int | None = None  # journal id: entries before it (the next page's cursor)
     ids: Sequence[int] | None = None
     limit: int = 1000
 
@@ -294,12 +309,16 @@ class Store:
         path: str,
         *,
         journal_retention: int = 10_000,
+        journal_entry_bytes: int = 65_536,
+        journal_bytes: int = 67_108_864,
         task_number_start: int = 1000,
         contact_number_start: int = 5000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
         self.journal_retention = journal_retention
+        self.journal_entry_bytes = journal_entry_bytes
+        self.journal_bytes = journal_bytes
         self.task_number_start = task_number_start
         self.contact_number_start = contact_number_start
         self.clock = clock
@@ -327,6 +346,14 @@ class Store:
                 (uuid.uuid4().hex,),
             )
             self._init_counters(db, replace_existing=False)
+            # A database of an older release has no running size yet: sum it once.
+            if not db.execute(
+                "SELECT 1 FROM counters WHERE name = ?", (JOURNAL_BYTES_COUNTER,)
+            ).fetchone():
+                db.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)",
+                    (JOURNAL_BYTES_COUNTER, db.execute(_SUM_JOURNAL_BYTES).fetchone()[0]),
+                )
         self.instance_id = self._read_meta("instance")
 
     # -- connections and transactions ------------------------------------------------------
@@ -676,6 +703,12 @@ class Store:
         items = [self._integration(r) for r in rows]
         self._integrations_cache = (version, items)
         return items
+
+    def secret_values(self) -> frozenset[str]:
+        """Every integration's tokens: what outputs mask wherever it appears."""
+        return frozenset(
+            t for i in self._integrations_cached() for t in (i.planfix_token, i.token) if t
+        )
 
     def integration_by_token(self, planfix_token: str) -> Integration | None:
         """The integration whose Planfix token this is, compared in constant time."""
@@ -1404,52 +1437,77 @@ class Store:
         return self.journal_retention + _prune_step(self.journal_retention) - 1
 
     def record(self, exchange: ExchangeRecord) -> int:
-        """Journal one exchange; the oldest entries past the retention bound are dropped."""
+        """Journal one exchange, cut to the entry cap; the oldest entries past the bounds go."""
         t = self.clock()
+        row = _fitted_row(exchange, now_iso(t), self.journal_entry_bytes)
+        size = sum(len(row[c].encode()) for c in _TEXT_COLUMNS) + ROW_OVERHEAD
         with self._write() as db:
             cur = db.execute(
                 "INSERT INTO journal (ts, t, integration_id, direction, party, method, url, cmd,"
                 " chat_id, form, request_headers, status, response_body, duration_ms, notes,"
                 " fault, error, delivery_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now_iso(t),
-                    t,
-                    exchange.integration_id,
-                    exchange.direction,
-                    exchange.party,
-                    exchange.method,
-                    exchange.url,
-                    exchange.cmd,
-                    exchange.chat_id,
-                    # The journal holds text: a missing value is an empty string, never null.
-                    json.dumps([[str(k), "" if v is None else str(v)] for k, v in exchange.form]),
-                    json.dumps(exchange.request_headers),
-                    exchange.status,
-                    exchange.response_body,
-                    round(exchange.duration_ms, 3),
-                    json.dumps(list(exchange.notes)),
-                    exchange.fault,
-                    exchange.error,
-                    exchange.delivery_id,
-                ),
+                " VALUES (:ts, :t, :integration_id, :direction, :party, :method, :url, :cmd,"
+                " :chat_id, :form, :request_headers, :status, :response_body, :duration_ms,"
+                " :notes, :fault, :error, :delivery_id)",
+                {
+                    **row,
+                    "t": t,
+                    "integration_id": exchange.integration_id,
+                    "status": exchange.status,
+                    "duration_ms": round(exchange.duration_ms, 3),
+                    "delivery_id": exchange.delivery_id,
+                },
             )
             entry_id = int(cur.lastrowid or 0)
-            if _prune_now(entry_id, self.journal_retention):
+            total = int(
                 db.execute(
-                    "DELETE FROM journal WHERE id <= ?", (entry_id - self.journal_retention,)
-                )
+                    "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+                    (size, JOURNAL_BYTES_COUNTER),
+                ).fetchone()[0]
+            )
+            if _prune_now(entry_id, self.journal_retention):
+                total -= self._drop_journal(db, "id <= ?", entry_id - self.journal_retention, total)
+            if total > self.journal_bytes:
+                # Down to the bound less one step, so the next inserts do not prune again.
+                floor = self.journal_bytes - _prune_step(self.journal_bytes)
+                while total > floor:
+                    freed = self._drop_journal(
+                        db,
+                        "id IN (SELECT id FROM journal WHERE id < ? ORDER BY id LIMIT 16)",
+                        entry_id,
+                        total,
+                    )
+                    if not freed:
+                        break  # only the new entry is left: it alone may pass the bound
+                    total -= freed
             self._emit(
                 db,
                 "journal",
                 exchange.integration_id,
                 id=entry_id,
                 direction=exchange.direction,
-                cmd=exchange.cmd,
+                cmd=row["cmd"],
                 status=exchange.status,
-                chatId=exchange.chat_id,
+                chatId=row["chat_id"],
             )
         return entry_id
+
+    @staticmethod
+    def _drop_journal(db: sqlite3.Connection, where: str, arg: int, total: int) -> int:
+        """Delete the journal rows `where` selects; the bytes freed (taken off the running size)."""
+        freed = sum(
+            int(r[0])
+            for r in db.execute(
+                f"DELETE FROM journal WHERE {where} RETURNING {_ROW_BYTES_SQL}",  # noqa: S608
+                (arg,),
+            )
+        )
+        if freed:
+            db.execute(
+                "UPDATE counters SET value = ? WHERE name = ?",
+                (max(total - freed, 0), JOURNAL_BYTES_COUNTER),
+            )
+        return freed
 
     @staticmethod
     def _entry(row: sqlite3.Row) -> JournalEntry:
@@ -1494,6 +1552,9 @@ class Store:
         if q.since is not None:
             where.append("id > ?")
             args.append(q.since)
+        if q.before is not None:
+            where.append("id < ?")
+            args.append(q.before)
         if q.ids is not None:
             where.append(f"id IN ({', '.join('?' for _ in q.ids)})")
             args.extend(q.ids)
@@ -1569,6 +1630,10 @@ class Store:
                     db.execute(f"DELETE FROM {table}")  # noqa: S608
                 else:
                     db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
+            db.execute(
+                "UPDATE counters SET value = ? WHERE name = ?",
+                (db.execute(_SUM_JOURNAL_BYTES).fetchone()[0], JOURNAL_BYTES_COUNTER),
+            )
             if integration_id is None:
                 self._init_counters(db, replace_existing=True)
                 db.execute("UPDATE integrations SET faults = '{}'")
@@ -2059,6 +2124,98 @@ class Store:
                 "DELETE FROM fault_marks WHERE request_id = ? RETURNING fault", (request_id,)
             ).fetchone()
         return str(row[0]) if row else ""
+
+
+def _fitted_row(exchange: ExchangeRecord, ts: str, cap: int) -> dict[str, str]:
+    """The text columns of a journal row, its values cut to `cap` bytes in all, with a note."""
+    # The journal holds text: a missing form value is an empty string, never null.
+    form = [["" if k is None else str(k), "" if v is None else str(v)] for k, v in exchange.form]
+    headers = dict(exchange.request_headers)
+    notes = [dict(n) for n in exchange.notes]
+    pieces: list[tuple[str, str]] = [
+        ("url", exchange.url),
+        ("cmd", exchange.cmd),
+        ("chatId", exchange.chat_id),
+        *((f"form name {i + 1}", name) for i, (name, _) in enumerate(form)),
+        *((f"form value {name[:40]!r}", value) for name, value in form),
+        *((f"header name {i + 1}", name) for i, name in enumerate(headers)),
+        *((f"header {name[:40]!r}", value) for name, value in headers.items()),
+        ("response body", exchange.response_body),
+        ("error", exchange.error),
+        *((f"note {i + 1}", str(n.get("text", ""))) for i, n in enumerate(notes)),
+    ]
+    kept, cuts = _fit([text for _, text in pieces], cap)
+    if cuts:
+        texts = iter(kept)
+        url, cmd, chat_id = next(texts), next(texts), next(texts)
+        names = [next(texts) for _ in form]
+        form = [[name, next(texts)] for name in names]
+        header_names = [next(texts) for _ in headers]
+        headers = dict(zip(header_names, [next(texts) for _ in headers], strict=True))
+        body, error = next(texts), next(texts)
+        for note in notes:
+            note["text"] = next(texts)
+        notes.append(
+            {
+                "code": CUT_NOTE,
+                "text": "; ".join(
+                    f"{pieces[i][0]} cut from {before:,} to {after:,} bytes"
+                    for i, before, after in cuts
+                )
+                + f" (journal_entry_bytes: {cap:,})",
+                "unknown": False,
+            }
+        )
+    else:
+        url, cmd, chat_id = exchange.url, exchange.cmd, exchange.chat_id
+        body, error = exchange.response_body, exchange.error
+    return {
+        "ts": ts,
+        "direction": exchange.direction,
+        "party": exchange.party,
+        "method": exchange.method,
+        "url": url,
+        "cmd": cmd,
+        "chat_id": chat_id,
+        "form": json.dumps(form),
+        "request_headers": json.dumps(headers),
+        "response_body": body,
+        "notes": json.dumps(notes),
+        "fault": exchange.fault,
+        "error": error,
+    }
+
+
+def _fit(texts: Sequence[str], cap: int) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """`texts` cut so their UTF-8 bytes sum to at most `cap`, the longest first; and the cuts.
+
+    A cut is (index, bytes before, bytes after). Short texts are kept whole: only those over the
+    level where the sum fits are cut, each to that level.
+    """
+    if sum(map(len, texts)) * 4 <= cap:  # at most 4 bytes a character: surely fits
+        return list(texts), []
+    sizes = [len(t.encode()) for t in texts]
+    if sum(sizes) <= cap:
+        return list(texts), []
+    level, left = 0, cap
+    ordered = sorted(sizes)
+    for i, size in enumerate(ordered):
+        share = left // (len(ordered) - i)
+        if size > share:
+            level = share
+            break
+        left -= size
+    kept: list[str] = []
+    cuts: list[tuple[int, int, int]] = []
+    for i, (text, size) in enumerate(zip(texts, sizes, strict=True)):
+        if size <= level:
+            kept.append(text)
+            continue
+        # Cut on a character boundary: a partial UTF-8 sequence at the end is dropped.
+        cut = text.encode()[:level].decode("utf-8", "ignore")
+        kept.append(cut)
+        cuts.append((i, size, len(cut.encode())))
+    return kept, cuts
 
 
 def _prune_step(bound: int) -> int:
