@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
+import yaml
 
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
 from simulator.server import LiveServer
+from tests.served import Served
 
 
 def run_scenario(server: LiveServer, tmp_path: Path, text: str) -> ScenarioResult:
@@ -53,3 +57,62 @@ def test_notes_on_a_send_step_are_the_journal_entry_of_that_request(
     text = SEND_NOTES.format(content_type=content_type, notes=notes)
     result = run_scenario(live_server, tmp_path, text)
     assert result.ok is passes, result.steps[-1].mismatches
+
+
+# -- bug 2: a restart with --db reverted what a user changed on a configured integration ------
+
+EDITS = {"url": "http://127.0.0.1:9/hook?secret=S", "timeout": 3.5, "strict": True}
+
+
+def integration_named(served: Served, name: str) -> dict[str, Any]:
+    """The integration of that name, as the control API shows it."""
+    answer = requests.get(f"{served.url}/api/v1/integrations/{name}", timeout=30)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def restarted(db: Path, *args: str) -> Served:
+    """A second `serve` on the same database."""
+    return Served("--db", str(db), *args)
+
+
+@pytest.mark.slow
+def test_a_restart_keeps_what_a_user_changed_on_a_configured_integration(tmp_path: Path) -> None:
+    db = tmp_path / "kept.sqlite3"
+    first = Served("--db", str(db))
+    try:
+        changed = requests.patch(f"{first.url}/api/v1/integrations/default", json=EDITS, timeout=30)
+        assert changed.status_code == 200, changed.text
+    finally:
+        assert first.stop() == 0
+    second = restarted(db)
+    try:
+        kept = integration_named(second, "default")
+    finally:
+        second.stop()
+    assert {key: kept[key] for key in EDITS} == EDITS
+
+
+@pytest.mark.slow
+def test_a_changed_configuration_file_wins_over_the_stored_integration(tmp_path: Path) -> None:
+    db = tmp_path / "kept.sqlite3"
+    config = tmp_path / "sim.yaml"
+    declared = {"name": "shop", "planfix_token": "a" * 32, "token": "b" * 32, "timeout": 2.0}
+    config.write_text(yaml.safe_dump({"integrations": [declared]}), encoding="utf-8")
+    first = Served("--db", str(db), "--config", str(config))
+    try:
+        changed = requests.patch(f"{first.url}/api/v1/integrations/shop", json=EDITS, timeout=30)
+        assert changed.status_code == 200, changed.text
+    finally:
+        assert first.stop() == 0
+    # The file itself changed: its declaration is applied again, edits to other fields lost.
+    config.write_text(
+        yaml.safe_dump({"integrations": [{**declared, "timeout": 7.0}]}), encoding="utf-8"
+    )
+    second = restarted(db, "--config", str(config))
+    try:
+        applied = integration_named(second, "shop")
+    finally:
+        second.stop()
+    assert (applied["timeout"], applied["strict"]) == (7.0, False)
