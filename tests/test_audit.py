@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from flask.testing import FlaskClient
 
+from simulator.client import encode_form
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
 from simulator.server import LiveServer
+from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served
+from tests.test_planfix_api import INVALID, post
 
 
 def run_scenario(server: LiveServer, tmp_path: Path, text: str) -> ScenarioResult:
@@ -116,3 +120,117 @@ def test_a_changed_configuration_file_wins_over_the_stored_integration(tmp_path:
     finally:
         second.stop()
     assert (applied["timeout"], applied["strict"]) == (7.0, False)
+
+
+# -- bug 3: the check order, every adjacent pair ----------------------------------------------
+# method → size → body (decodable) → cmd → token → parameters → command. Each row breaks
+# exactly the two checks of one pair, everything else valid; the earlier check must answer.
+
+BIG = "x" * 1_100_000  # over the default max_body_bytes (1 MiB)
+WRONG_TOKEN = "0" * 32
+
+
+def order_form(**changes: str | None) -> bytes:
+    """A valid getTask of a known chat, with fields changed (None: left out), form-encoded."""
+    fields: dict[str, str | None] = {
+        "cmd": "getTask",
+        "providerId": "superchat",
+        "planfix_token": PLANFIX_TOKEN,
+        "chatId": "chat-1",
+    }
+    fields.update(changes)
+    return encode_form([(k, v) for k, v in fields.items() if v is not None])
+
+
+NEW_MESSAGE = [
+    ("providerId", "superchat"),
+    ("planfix_token", PLANFIX_TOKEN),
+    ("chatId", "chat-1"),
+    ("message", "Hi"),
+    ("contactId", "c-1"),
+    ("contactName", "Ivan"),
+]
+
+UNDECODABLE = b"&message=%zz"  # a broken percent escape: the body cannot be read as a form
+
+CHECK_ORDER = [
+    pytest.param(
+        "GET",
+        order_form(padding=BIG),
+        405,
+        {"error": "Method not allowed"},
+        "GET is not",
+        id="method before size",
+    ),
+    pytest.param(
+        "POST",
+        order_form(padding=BIG) + UNDECODABLE,
+        413,
+        None,
+        "bytes >",
+        id="size before body",
+    ),
+    pytest.param(
+        "POST",
+        order_form(cmd="nope") + UNDECODABLE,
+        400,
+        INVALID,
+        "percent-encoding",
+        id="body before cmd",
+    ),
+    pytest.param(
+        "POST",
+        order_form(planfix_token=WRONG_TOKEN) + UNDECODABLE,
+        400,
+        INVALID,
+        "percent-encoding",
+        id="body before token (the README's former place)",
+    ),
+    pytest.param(
+        "POST",
+        order_form(cmd="nope", planfix_token=WRONG_TOKEN),
+        400,
+        INVALID,
+        "unknown cmd",
+        id="cmd before token",
+    ),
+    pytest.param(
+        "POST",
+        order_form(planfix_token=WRONG_TOKEN, chatId=None),
+        401,
+        {"error": "Invalid token"},
+        "no integration",
+        id="token before parameters",
+    ),
+    pytest.param(
+        "POST",
+        order_form(providerId=None, chatId="unknown"),
+        400,
+        INVALID,
+        "providerId",
+        id="parameters before command",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "body", "status", "answer", "why"), CHECK_ORDER)
+def test_each_check_answers_before_the_next_one(
+    client: FlaskClient,
+    method: str,
+    body: bytes,
+    status: int,
+    answer: dict[str, str] | None,
+    why: str,
+) -> None:
+    post(client, [("cmd", "newMessage"), *NEW_MESSAGE])  # chat-1 has a task
+    response = client.open(
+        "/webchat/api",
+        method=method,
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == status
+    if answer is not None:
+        assert response.get_json() == answer
+    [entry] = client.get("/api/v1/journal?limit=1").get_json()
+    assert why in entry["error"]
