@@ -234,3 +234,36 @@ def test_each_check_answers_before_the_next_one(
         assert response.get_json() == answer
     [entry] = client.get("/api/v1/journal?limit=1").get_json()
     assert why in entry["error"]
+
+
+# -- a step without an expected status must succeed --------------------------------------------
+
+NO_STATUS = """
+name: a step that expects no status
+steps:
+  - http: {{method: POST, url: "{{{{ simulator_url }}}}/api/v1/tasks/{task}/complete"}}
+{expect}
+"""
+
+STEPS_WITHOUT_STATUS = [
+    pytest.param("999999", "", False, id="no expect: a 404 fails"),
+    pytest.param("999999", "    expect: {body: {error: {$any: true}}}", False, id="body only: 4xx"),
+    pytest.param("999999", "    expect: {status: 404}", True, id="an expected 404 passes"),
+]
+
+
+@pytest.mark.parametrize(("task", "expect", "passes"), STEPS_WITHOUT_STATUS)
+def test_a_step_without_an_expected_status_requires_a_2xx(
+    live_server: LiveServer, tmp_path: Path, task: str, expect: str, passes: bool
+) -> None:
+    result = run_scenario(live_server, tmp_path, NO_STATUS.format(task=task, expect=expect))
+    assert result.ok is passes, result.steps[-1]
+
+
+def test_a_step_without_expect_passes_on_a_2xx(live_server: LiveServer, tmp_path: Path) -> None:
+    text = """
+    name: a working step
+    steps:
+      - send: {cmd: newMessage, providerId: d, chatId: c, contactId: c, contactName: A, message: hi}
+    """
+    assert run_scenario(live_server, tmp_path, text).ok

@@ -326,6 +326,9 @@ class Runner:
         found: list[Mismatch] = []
         if response.get("error") and "status" not in expect:
             found.append(Mismatch("status", "an answer", None, response["error"]))
+        elif "status" not in expect and not _success(response.get("status")):
+            # No status expected: the step means "this works", so a refusal must not pass.
+            found.append(Mismatch("status", "2xx", response.get("status"), "expected success"))
         for key, want in expect.items():
             got: Any
             if key == "status":
@@ -566,6 +569,11 @@ class Runner:
         else:
             data = self._control(state, "PUT", path, body)
         return {"status": 200, "body": data, "text": json.dumps(data)}
+
+
+def _success(status: Any) -> bool:
+    """Whether a step's status is a success, or absent (steps without an HTTP answer)."""
+    return status is None or (isinstance(status, int) and 200 <= status < 300)
 
 
 def _summary(response: dict[str, Any]) -> str:
