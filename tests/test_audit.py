@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,18 @@ def test_a_step_without_expect_passes_on_a_2xx(live_server: LiveServer, tmp_path
       - send: {cmd: newMessage, providerId: d, chatId: c, contactId: c, contactName: A, message: hi}
     """
     assert run_scenario(live_server, tmp_path, text).ok
+
+
+# -- the browser tests: a missing declared dependency is an install error, not a skip ---------
+
+
+def test_a_missing_playwright_package_fails_the_browser_tests_outside_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests import test_ui_browser
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setitem(sys.modules, "playwright", None)  # None: the import raises ImportError
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
+    with pytest.raises(pytest.fail.Exception, match="playwright package is not installed"):
+        test_ui_browser.sync_playwright_or_fail()
