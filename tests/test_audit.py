@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,14 @@ import requests
 import yaml
 from flask.testing import FlaskClient
 
-from simulator.client import encode_form
+from simulator.app import close_app, create_app
+from simulator.client import Answer, encode_form
+from simulator.delivery import check_answer
+from simulator.domain import Integration
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
 from simulator.server import LiveServer
+from simulator.store import Store
 from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served
 from tests.test_planfix_api import INVALID, post
@@ -283,3 +288,92 @@ def test_a_missing_playwright_package_fails_the_browser_tests_outside_ci(
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
     with pytest.raises(pytest.fail.Exception, match="playwright package is not installed"):
         test_ui_browser.sync_playwright_or_fail()
+
+
+# -- delivery claims: leases are reclaimed, and nothing is claimed before it is due ----------
+
+
+class Clock:
+    """A settable clock for the store: time moves only when the test says."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[tuple[Store, Clock, int]]:
+    """A store on a fake clock, an integration (timeout 2 s) and one delivery due at once."""
+    clock = Clock(1_000_000.0)
+    store = Store(str(tmp_path / "claims.sqlite3"), clock=clock)
+    made = store.add_integration(
+        Integration(0, "claims", "p" * 32, "t" * 32, "http://127.0.0.1:9/", timeout=2.0)
+    )
+    queued = store.queue_delivery(
+        made.id, variant="reply", form=[("cmd", "newMessage")], message_pk=0, task_number=None
+    )
+    yield store, clock, queued.id
+    store.close()
+
+
+def test_a_lease_held_by_a_dead_worker_is_reclaimed_once_it_ends(
+    clocked: tuple[Store, Clock, int],
+) -> None:
+    store, clock, delivery = clocked
+    assert store.claim_deliveries("killed", 10) == [delivery]
+    assert store.claim_deliveries("restarted", 10) == [], "a live lease is not taken over"
+    clock.now += 30 + 2 + 1  # the margin, the integration's timeout, and a second
+    assert store.claim_deliveries("restarted", 10) == [delivery]
+
+
+@pytest.mark.parametrize(
+    ("offset", "claimed"),
+    [
+        pytest.param(-1.0, False, id="a second before it is due: not claimed"),
+        pytest.param(0.0, True, id="due: claimed"),
+    ],
+)
+def test_a_delivery_is_not_claimed_before_its_next_attempt(
+    clocked: tuple[Store, Clock, int], offset: float, claimed: bool
+) -> None:
+    store, clock, delivery = clocked  # queued due at the clock's time
+    clock.now += offset
+    assert store.claim_deliveries("w", 10) == ([delivery] if claimed else [])
+
+
+# -- delivery verdicts: a first message needs both ids assigned ----------------------------
+
+FIRST_ANSWERS = [
+    pytest.param(b'{"chatId": "c-1", "contactId": "u-1"}', True, id="both assigned"),
+    pytest.param(b'{"chatId": "c-1", "contactId": ""}', False, id="empty contactId"),
+    pytest.param(b'{"chatId": "", "contactId": "u-1"}', False, id="empty chatId"),
+]
+
+
+@pytest.mark.parametrize(("body", "delivered"), FIRST_ANSWERS)
+def test_a_first_message_answer_must_assign_chat_and_contact(body: bytes, delivered: bool) -> None:
+    verdict = check_answer("first", None, Answer(200, body))
+    assert verdict.delivered is delivered, verdict
+
+
+# -- /webchat/api outside testing mode: a bug is a JSON 500 and a journal entry ---------------
+
+
+def test_a_crash_outside_testing_mode_answers_json_500_and_is_journaled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def crash(*args: object) -> None:
+        raise RuntimeError("a planted bug")
+
+    app = create_app({"testing": False})
+    try:
+        monkeypatch.setattr("simulator.account.run", crash)
+        response = post(app.test_client(), [("cmd", "newMessage"), *NEW_MESSAGE])
+        assert response.status_code == 500
+        assert response.get_json() == {"error": "Internal error"}
+        [entry] = app.test_client().get("/api/v1/journal?limit=1").get_json()
+        assert (entry["status"], entry["error"]) == (500, "internal error: RuntimeError")
+    finally:
+        close_app(app)
