@@ -4,7 +4,9 @@ This edge is plain WSGI in front of the Flask app: it is the path integrations l
 Flask's per-request machinery (contexts, hooks, routing) cost more than the command itself.
 
 Checks run in one fixed order, pinned by tests:
-method → size → cmd → token → parameters → command.
+method → size → body → cmd → token → parameters → command.
+"body" is decoding it (broken percent-escapes, invalid UTF-8, bad JSON): a body that cannot be
+read has no `cmd` or token to trust, so it is refused (400) before either is looked at.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class PlanfixApi:
             return store.batched(lambda: self._refuse(environ, seen, InternalError()))
 
     def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> None:
-        """Steps 1 to 3, before the store: method, size (and encoding), cmd."""
+        """Steps 1 to 4, before the store: method, size, body (decoding), cmd."""
         method = environ["REQUEST_METHOD"]
         if method != "POST":
             raise MethodNotAllowed(f"{method} is not allowed; use POST")
@@ -172,7 +174,7 @@ class PlanfixApi:
         return response
 
     def _admit(self, environ: WSGIEnvironment, seen: _Seen) -> Response | _Faulted:
-        """Step 4, the token (and a planned fault), then the command unless a fault was taken."""
+        """Step 5, the token (and a planned fault), then the command unless a fault was taken."""
         store = self.rt.store
         form, notes = seen.form, seen.notes
         try:
@@ -216,7 +218,7 @@ class PlanfixApi:
         return response
 
     def _command(self, seen: _Seen, integration: Integration) -> Response:
-        """Steps 5 and 6: the parameters, then the command and its answer."""
+        """Steps 6 and 7: the parameters, then the command and its answer."""
         notes = seen.notes
         strict_check(notes, integration.strict)
         command, found = parse_command(seen.cmd, seen.form, integration)

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -653,12 +653,29 @@ class Store:
             raise BadRequest("an integration with that name or planfix_token exists") from exc
         return item
 
-    def upsert_integration(self, item: Integration) -> Integration:
-        """Create the integration, or bring the one of that name up to `item` (config at start)."""
-        existing = self.integration_by_name(item.name)
-        if existing is None:
-            return self.add_integration(item)
-        return self.save_integration(replace(item, id=existing.id))
+    def upsert_integration(self, item: Integration) -> None:
+        """Apply a configured integration at start, unless its declaration is the one applied last.
+
+        What a user changed since (control API, sandbox) survives a restart; a declaration that
+        changed in the configuration is applied again, over the stored settings.
+        """
+        # The declaration as applied, kept to tell an edited configuration from a restart.
+        declared = json.dumps(asdict(replace(item, id=0)), sort_keys=True)
+        key = f"declared_integration:{item.name}"
+        with self._write() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] == declared:
+                return  # unchanged: the stored state wins, even a rename or a deletion
+            existing = self.integration_by_name(item.name)
+            if existing is None:
+                self.add_integration(item)
+            else:
+                self.save_integration(replace(item, id=existing.id))
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, declared),
+            )
 
     def integrations(self) -> list[Integration]:
         """Every integration, oldest first."""

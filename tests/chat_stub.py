@@ -35,6 +35,8 @@ class Call:
     query: str
     form: list[tuple[str, str]]
     headers: dict[str, str]
+    # When it arrived (time.monotonic()): tells which of two processes in turn made it.
+    at: float = field(default_factory=time.monotonic)
 
     def get(self, key: str) -> str | None:
         """The first value of a form field."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -427,12 +428,13 @@ def test_deliveries_survive_a_restart(tmp_path: Path, stub: IntegrationStub) -> 
     db = str(tmp_path / "sim.sqlite3")
     with LiveServer({"db": db}) as first:
         integration = add_integration(
-            first, stub.url, retry={"enabled": True, "schedule": [1], "time_factor": 1.0}
+            first, stub.url, retry={"enabled": True, "schedule": [2], "time_factor": 1.0}
         )
         number = customer_writes(first, integration, "chat-p")
         stub.then(_status(503, {}))
         queued = reply(first, number)["delivery"]
         assert queued["state"] == "retrying"
+    first_stopped = time.monotonic()
     with LiveServer({"db": db}) as second:
         done = wait_until(
             lambda: (
@@ -445,6 +447,7 @@ def test_deliveries_survive_a_restart(tmp_path: Path, stub: IntegrationStub) -> 
         assert background_errors(first) == background_errors(second) == []
     assert done["attempts"] == 2
     assert [c.get("chatId") for c in stub.calls] == ["chat-p", "chat-p"]
+    assert stub.calls[1].at > first_stopped, "attempt 2 was made by the restarted process"
 
 
 def test_two_processes_share_the_work_each_delivery_once(

@@ -42,6 +42,14 @@ def test_is_echo_rejects_the_rest(raw: str) -> None:
         (["a"], ["u"], [Attachment("a", "u")], True),
         (["a", "b"], ["u"], [Attachment("a", "u"), Attachment("b", "")], False),
         ([], ["u"], [Attachment("", "u")], False),
+        # Several pairs: the n-th name goes with the n-th url, never another one.
+        (["a", "b"], ["u", "v"], [Attachment("a", "u"), Attachment("b", "v")], True),
+        (
+            ["a", "b", "c"],
+            ["u", "v"],
+            [Attachment("a", "u"), Attachment("b", "v"), Attachment("c", "")],
+            False,
+        ),
     ],
 )
 def test_attachments_pair_in_order(

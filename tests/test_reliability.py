@@ -351,6 +351,9 @@ def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(
             results = list(pool.map(timed, range(200)))
         slowest = max(t for _, t in results)
         assert {code for code, _ in results} == {200}
+        # A request that waited for the hanging delivery would take its whole timeout (30 s):
+        # a bound from the hang, not from the machine's speed.
+        assert slowest < 30, f"a chat API request waited {slowest:.1f} s, as long as the hang"
         states = {
             requests.get(f"{served.url}/api/v1/deliveries/{d['id']}", timeout=10).json()["state"]
             for d in queued

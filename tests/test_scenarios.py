@@ -273,6 +273,7 @@ def test_pytest_takes_the_same_target_options(
         name: the journal of the given simulator sees the step
         steps:
           - send: {cmd: getTask, providerId: demo, chatId: from-pytest}
+            expect: {status: 400}
         """,
     )
     result = pytester.runpytest("-p", "simulator.pytest_scenarios", f"{option}={live_server.url}")

@@ -1,7 +1,7 @@
 """The sandbox in a real Chromium: a conversation end to end, live, hostile input inert.
 
-Runs Debian's Chromium through Playwright. In CI (env CI set) a missing browser fails the run;
-elsewhere these tests skip and say why.
+Runs Debian's Chromium through Playwright. A missing playwright package (a declared test
+dependency) fails the run; a missing browser fails it in CI (env CI set) and skips elsewhere.
 """
 
 from __future__ import annotations
@@ -44,13 +44,19 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (Playwright's sync API)."""
+def sync_playwright_or_fail() -> Any:
+    """Playwright's entry point; a declared test dependency, so missing it fails, CI or not."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed")
+        pytest.fail("the playwright package is not installed: pip install -e '.[test]'")
+    return sync_playwright
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (Playwright's sync API)."""
+    sync_playwright = sync_playwright_or_fail()
     if not Path(CHROMIUM).exists():
         _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as playwright:

@@ -326,6 +326,9 @@ class Runner:
         found: list[Mismatch] = []
         if response.get("error") and "status" not in expect:
             found.append(Mismatch("status", "an answer", None, response["error"]))
+        elif "status" not in expect and not _success(response.get("status")):
+            # No status expected: the step means "this works", so a refusal must not pass.
+            found.append(Mismatch("status", "2xx", response.get("status"), "expected success"))
         for key, want in expect.items():
             got: Any
             if key == "status":
@@ -404,12 +407,17 @@ class Runner:
         response["form"] = dict(reversed(pairs))  # first value of each key wins
         response["pairs"] = [list(p) for p in pairs]
         if watch:
+            # Revealed, as a masked token never equals the sent one; kept out of the failure
+            # report (state=None), which must not show other integrations' tokens.
             entries = self._control(
-                state, "GET", f"/api/v1/journal?direction=to_planfix&since={before}"
+                None, "GET", f"/api/v1/journal?direction=to_planfix&since={before}&reveal=1"
             )
             mine = [e for e in entries if e["form"] == response["pairs"]]
-            response["notes"] = mine[0]["notes"] if mine else []
-            response["journal"] = mine[0] if mine else None
+            if not mine:
+                # Without its entry the step cannot know the notes: "none" must not pass.
+                raise StepError("the journal has no entry for this request: notes unknown")
+            response["notes"] = mine[0]["notes"]
+            response["journal"] = mine[0]
         return response
 
     def _find_task(self, state: _State, chat_id: str, provider_id: str | None) -> int:
@@ -561,6 +569,11 @@ class Runner:
         else:
             data = self._control(state, "PUT", path, body)
         return {"status": 200, "body": data, "text": json.dumps(data)}
+
+
+def _success(status: Any) -> bool:
+    """Whether a step's status is a success, or absent (steps without an HTTP answer)."""
+    return status is None or (isinstance(status, int) and 200 <= status < 300)
 
 
 def _summary(response: dict[str, Any]) -> str:
