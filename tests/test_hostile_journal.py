@@ -62,8 +62,11 @@ def test_megabyte_requests_grow_the_database_by_the_journal_bounds_not_their_siz
     for _ in range(REQUESTS):
         assert post(served.api, _unauthenticated(MEGABYTE_MESSAGE)).status_code == 401
     grown = _db_bytes(db) - before
-    # The journal's bound, one entry over it, and a WAL of SQLite's 1000-page autocheckpoint.
-    allowed = JOURNAL_BYTES + ENTRY_BYTES + 1000 * 4096 + 1_048_576
+    # The journal's bound, one entry over it, and the WAL: SQLite checkpoints it every 1000 pages
+    # but never shrinks it, and a checkpoint that waits for a reader lets it run past that
+    # (seen at 1000 pages + 5 KB on a busy machine), so allow three intervals. Still a fifth of
+    # the 100 MB sent; before the bound the file grew by all of it.
+    allowed = JOURNAL_BYTES + ENTRY_BYTES + 3 * 1000 * 4096 + 1_048_576
     assert grown < allowed, f"grew by {grown:,} bytes ({REQUESTS} MB sent)"
     journal = requests.get(served.url + "/api/v1/journal?limit=1000", timeout=60)
     assert journal.status_code == 200
