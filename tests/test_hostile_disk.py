@@ -166,3 +166,26 @@ def test_damaged_db_file_is_refused_with_503_and_logged(
         forget_sessions()
     assert logged in served.stderr
     assert "Traceback" not in served.stderr, served.stderr[-3000:]
+
+
+def test_event_stream_ends_cleanly_when_the_db_file_is_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "sim.sqlite3"
+    served = Served("--db", str(db))
+    try:
+        stream = requests.get(served.url + "/api/v1/events?ping=0.2", stream=True, timeout=30)
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines).startswith(b"retry:")  # the stream is open
+        db.unlink()
+        assert is_unavailable(post(served.api, new_message("sse", "after the delete")))
+        # The stream ends (the browser reconnects and meets the 503) instead of dying mid-way
+        # with a traceback; bounded by the read timeout.
+        rest = list(lines)
+        assert b"".join(rest).count(b"data:") == 0
+        again = requests.get(served.url + "/api/v1/events", timeout=30)
+        assert again.status_code == 503
+    finally:
+        served.stop()
+        forget_sessions()
+    assert "deleted" in served.stderr
+    assert "Traceback" not in served.stderr, served.stderr[-3000:]
