@@ -171,6 +171,7 @@ class PlanfixApi:
     ) -> Response:
         """The store took no write: answer what needs none, refuse the rest with a JSON 503."""
         # The store logged why; the wire gets the bare 503 body, as the contract's errors are.
+        seen.dropped = False  # a fault taken before the failure is not what was answered
         try:
             if seen.fault or seen.cmd not in READ_ONLY_COMMANDS:
                 self._integration(seen)  # a wrong token is still a 401
