@@ -31,7 +31,7 @@ from simulator.domain import (
     default_task_title,
     task_email,
 )
-from simulator.errors import BadRequest, NotFound
+from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.faults import REQUEST_HEADER
 from simulator.records import DeliveryRecord, MessageRecord
 from simulator.settings import Settings
@@ -351,14 +351,20 @@ class DeliveryWorker:
             while not self._stopping.is_set():
                 with self._lock:
                     free = self.size - self._busy
-                claimed = self.store.claim_deliveries(self.worker_id, free) if free > 0 else []
+                try:
+                    claimed = self.store.claim_deliveries(self.worker_id, free) if free > 0 else []
+                    due = None if claimed else self.store.next_delivery_due()
+                except StorageUnavailable:
+                    # The store logged why; space may return (a full disk), so poll again later.
+                    self._wake.wait(self.poll_seconds)
+                    self._wake.clear()
+                    continue
                 if claimed:
                     with self._lock:
                         self._busy += len(claimed)
                     for delivery_id in claimed:
                         self._queue.put(delivery_id)
                     continue
-                due = self.store.next_delivery_due()
                 wait = self.poll_seconds
                 if due is not None and free > 0:
                     wait = min(wait, max(due - self.store.clock(), 0.005))
@@ -380,6 +386,8 @@ class DeliveryWorker:
                     attempt(self.store, self.base_url(), delivery_id, self.worker_id)
                 except NotFound:
                     pass  # a reset removed the delivery (or its integration) meanwhile
+                except StorageUnavailable:
+                    pass  # logged by the store; the lease expires and the delivery is retried
                 except Exception as exc:  # a bug: the lease expires and the delivery is retried
                     self.errors.append(exc)
                     log.exception("delivery %s: attempt failed", delivery_id)

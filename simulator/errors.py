@@ -95,6 +95,17 @@ class Forbidden(SimulatorError):
     wire_text = "Cross-site request refused"
 
 
+class StorageUnavailable(SimulatorError):
+    """503: the database cannot be written or trusted (disk full, I/O error, file gone, corrupt)."""
+
+    status = 503
+    wire_text = "Service unavailable"
+
+    def body(self) -> dict[str, Any]:
+        """The chat API answers the bare body (as its 503 fault does); the control API says why."""
+        return {"error": self.wire_text, "detail": self.detail} if self.detail else super().body()
+
+
 class InternalError(SimulatorError):
     """500: a bug; clients still get JSON, the traceback goes to the log."""
 

@@ -28,7 +28,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from simulator import security
 from simulator.context import EXTENSION, Runtime, runtime
 from simulator.control_api import json_body, resolve_integration
-from simulator.errors import BadRequest, SimulatorError
+from simulator.errors import BadRequest, SimulatorError, StorageUnavailable
 from simulator.matching import MATCH_SCHEMA, Match, closest, differences, matches
 from simulator.records import Event, JournalEntry
 from simulator.store import JournalQuery, Store
@@ -153,7 +153,10 @@ class Hub:
             # Read under the store's condition: a write committed after this read cannot
             # notify before we wait, so none is missed (other processes: the poll finds it).
             with changed:
-                newest = store.last_event_id()
+                try:
+                    newest = store.last_event_id()
+                except StorageUnavailable:
+                    newest = -1  # wake the streams: each meets the failure and ends
                 if newest == seen:
                     changed.wait(self.poll_seconds)
                     continue
@@ -239,8 +242,13 @@ def stream_events(
         next_ping = time.monotonic() + ping_seconds
         while not hub.stopping:
             version = hub.version
-            batch = hub.store.events_after(last_id, limit=BATCH)
-            secrets = security.known_secrets(hub.store) if batch else frozenset()
+            try:
+                batch = hub.store.events_after(last_id, limit=BATCH)
+                secrets = security.known_secrets(hub.store) if batch else frozenset()
+            except StorageUnavailable:
+                # The store logged why. End the stream whole: EventSource reconnects and
+                # meets the 503 (and resumes from Last-Event-ID once the store is back).
+                return
             for event in batch:
                 last_id = event.id
                 if integration_id is None or event.integration_id in (integration_id, None):

@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -39,6 +40,7 @@ from simulator.errors import (
     InvalidToken,
     MethodNotAllowed,
     SimulatorError,
+    StorageUnavailable,
     error_response,
 )
 from simulator.store import ExchangeRecord
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
     from simulator.context import Runtime
 
 API_PATHS = ("/webchat/api", "/chat/api")
+# Commands that change nothing but the journal: answerable while the disk takes no writes.
+READ_ONLY_COMMANDS = frozenset({"getTask", "getContact"})
 
 log = logging.getLogger("simulator")
 
@@ -134,16 +138,24 @@ class PlanfixApi:
             try:
                 self._precheck(environ, seen)
             except SimulatorError as refused:
-                return store.batched(partial(self._refuse, environ, seen, refused))
-            # From the token check on, the request is one write transaction: the lookups, the
-            # command and its journal entry commit together, or not at all.
-            done = store.batched(lambda: self._admit(environ, seen))
-            if isinstance(done, Response):
-                return done
-            # A fault was taken (committed): it may sleep, so never inside the transaction,
-            # which every worker's requests need.
-            early = faults.apply(done.fault, store, environ)
-            return store.batched(lambda: self._finish(environ, seen, done.integration, early))
+                response = error_response(refused)
+                seen.error = refused.detail
+                self._try_journal(environ, seen, response)
+                return response
+            notes = list(seen.notes)
+            try:
+                # From the token check on, the request is one write transaction: the lookups,
+                # the command and its journal entry commit together, or not at all.
+                done = store.batched(lambda: self._admit(environ, seen))
+                if isinstance(done, Response):
+                    return done
+                # A fault was taken (committed): it may sleep, so never inside the
+                # transaction, which every worker's requests need.
+                early = faults.apply(done.fault, store, environ)
+                return store.batched(lambda: self._finish(environ, seen, done.integration, early))
+            except StorageUnavailable as failure:
+                seen.notes, seen.error = notes, ""
+                return self._degraded(environ, seen, failure)
         except Exception as error:
             # A bug: reported to listeners (as Flask does), then raised in testing apps,
             # else logged with its traceback and answered as JSON.
@@ -152,7 +164,54 @@ class PlanfixApi:
                 raise
             log.exception("unexpected error on %s", environ["PATH_INFO"])
             seen.error = f"internal error: {type(error).__name__}"
-            return store.batched(lambda: self._refuse(environ, seen, InternalError()))
+            response = error_response(InternalError())
+            self._try_journal(environ, seen, response)
+            return response
+
+    def _degraded(
+        self, environ: WSGIEnvironment, seen: _Seen, failure: StorageUnavailable
+    ) -> Response:
+        """The store took no write: answer what needs none, refuse the rest with a JSON 503."""
+        # The store logged why; the wire gets the bare 503 body, as the contract's errors are.
+        seen.dropped = False  # a fault taken before the failure is not what was answered
+        try:
+            if seen.fault or seen.cmd not in READ_ONLY_COMMANDS:
+                self._integration(seen)  # a wrong token is still a 401
+                raise failure
+            response = self._command(seen, self._integration(seen))
+        except StorageUnavailable as refused:
+            seen.error = refused.detail
+            response = error_response(StorageUnavailable())
+        except SimulatorError as refused:
+            seen.error = refused.detail
+            response = error_response(refused)
+        self._try_journal(environ, seen, response)
+        return response
+
+    def _try_journal(self, environ: WSGIEnvironment, seen: _Seen, response: Response) -> None:
+        """Journal an answer if the store can: a full disk must not turn it into a 500."""
+        with suppress(StorageUnavailable):
+            self.rt.store.batched(partial(self._journal, environ, seen, response))
+
+    def _integration(self, seen: _Seen) -> Integration:
+        """Step 4: the integration whose planfix_token the form carries (InvalidToken if none)."""
+        token = seen.form.get(TOKEN_FIELD)
+        if token is None and seen.form.get(ALT_TOKEN_FIELD) is not None:
+            token = seen.form.get(ALT_TOKEN_FIELD)
+            seen.notes.append(
+                Note(
+                    "token-field",
+                    "token sent as 'token', not 'planfix_token': the general rules page "
+                    "allows it, every example uses planfix_token",
+                    unknown=True,
+                )
+            )
+        integration = self.rt.store.integration_by_token(token) if token else None
+        if integration is None:
+            detail = "planfix_token is missing" if not token else "no integration has it"
+            raise InvalidToken(detail)
+        seen.integration_id = integration.id
+        return integration
 
     def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> None:
         """Steps 1 to 4, before the store: method, size, body (decoding), cmd."""
@@ -176,24 +235,8 @@ class PlanfixApi:
     def _admit(self, environ: WSGIEnvironment, seen: _Seen) -> Response | _Faulted:
         """Step 5, the token (and a planned fault), then the command unless a fault was taken."""
         store = self.rt.store
-        form, notes = seen.form, seen.notes
         try:
-            token = form.get(TOKEN_FIELD)
-            if token is None and form.get(ALT_TOKEN_FIELD) is not None:
-                token = form.get(ALT_TOKEN_FIELD)
-                notes.append(
-                    Note(
-                        "token-field",
-                        "token sent as 'token', not 'planfix_token': the general rules page "
-                        "allows it, every example uses planfix_token",
-                        unknown=True,
-                    )
-                )
-            integration = store.integration_by_token(token) if token else None
-            if integration is None:
-                detail = "planfix_token is missing" if not token else "no integration has it"
-                raise InvalidToken(detail)
-            seen.integration_id = integration.id
+            integration = self._integration(seen)
             injected = faults.take(store, integration.id, "planfix")
         except SimulatorError as error:
             return self._refuse(environ, seen, error)

@@ -14,10 +14,12 @@ import fcntl
 import functools
 import hmac
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -40,7 +42,7 @@ from simulator.domain import (
     default_task_title,
     history_description,
 )
-from simulator.errors import BadRequest, NotFound
+from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.records import (
     ChatRecord,
     ContactRecord,
@@ -52,6 +54,22 @@ from simulator.records import (
     MessageRecord,
     TaskRecord,
 )
+
+log = logging.getLogger("simulator")
+
+# SQLite's primary result codes that blame the file, not the request: the store answers 503.
+_STORAGE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+# Of those, the ones no retry cures: the store refuses everything until it is restarted.
+_BROKEN_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -337,6 +355,15 @@ class Store:
         self._batch_led = False
         # Wakes SSE streams and waiters of this process at once; others poll the events table.
         self.changed = threading.Condition()
+        # The file's health. `_identity` is the (device, inode) this store opened: another one
+        # at the path means the file was deleted or replaced. `_stamp` is the main file's
+        # (mtime, size) as this process last wrote or verified it: a change made by anyone
+        # else gets its pages checked. `_broken` is sticky (a restart cures it), `_failing`
+        # is not (space may return).
+        self._identity: tuple[int, int] | None = None
+        self._stamp: tuple[int, int] = (0, 0)
+        self._broken = ""
+        self._failing = ""
         with self._write() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -355,21 +382,122 @@ class Store:
                     (JOURNAL_BYTES_COUNTER, db.execute(_SUM_JOURNAL_BYTES).fetchone()[0]),
                 )
         self.instance_id = self._read_meta("instance")
+        found = os.stat(self.path)
+        self._identity = (found.st_dev, found.st_ino)
+        self._stamp = (found.st_mtime_ns, found.st_size)
 
     # -- connections and transactions ------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        target = self.path
+        if self._identity is not None:
+            # Once the file exists, never create it again: a connection opened after the file
+            # was deleted would otherwise start a new, empty database at the path.
+            target = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=rw"
         # check_same_thread=False: the writer is shared by the threads that hold the write
         # lock, and a reader may be closed by another thread once its owner has ended.
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout=30000")
-        # Switching to WAL takes an exclusive lock; worker processes opening a file that is
-        # already WAL (the CLI creates it first) must not race for it.
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db = sqlite3.connect(
+                target,
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self._identity is not None,
+            )
+        except sqlite3.Error as exc:
+            raise self._storage_failure(exc) or exc from exc
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout=30000")
+            # Switching to WAL takes an exclusive lock; worker processes opening a file that
+            # is already WAL (the CLI creates it first) must not race for it.
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._storage_failure(exc) or exc from exc
         return db
+
+    # -- the file's health -------------------------------------------------------------------
+
+    def _storage_failure(self, exc: sqlite3.Error) -> StorageUnavailable | None:
+        """The 503 an SQLite error stands for when the file is at fault (logged once)."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _STORAGE_CODES:
+            return None  # a bug or a constraint: not the disk's doing
+        reason = f"{exc} ({getattr(exc, 'sqlite_errorname', code)})"
+        if code & 0xFF in _BROKEN_CODES:
+            return self._break(reason)
+        if not self._failing:
+            log.error("database %s cannot be written: %s; writes answer 503", self.path, reason)
+        self._failing = reason
+        return StorageUnavailable(reason)
+
+    def _break(self, reason: str) -> StorageUnavailable:
+        """Refuse every later call: the file can no longer be trusted (logged once)."""
+        if not self._broken:
+            self._broken = reason
+            log.error(
+                "database %s: %s; every request answers 503 until the simulator is restarted"
+                " on a sound file",
+                self.path,
+                reason,
+            )
+        return StorageUnavailable(self._broken)
+
+    def _check_file(self) -> os.stat_result | None:
+        """Raise StorageUnavailable unless the path still names the file this store opened."""
+        # One stat (~2 µs) per transaction: the hot path commits for many requests at once.
+        if self._broken:
+            raise StorageUnavailable(self._broken)
+        if self._identity is None:
+            return None  # still creating it
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            raise self._break("the file was deleted while serving") from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot stat the file: {exc}") from exc
+        if (found.st_dev, found.st_ino) != self._identity:
+            raise self._break("the file was replaced by another file while serving")
+        return found
+
+    def _verify(self, db: sqlite3.Connection, found: os.stat_result) -> None:
+        """Check the pages when someone other than this process changed the main file."""
+        stamp = (found.st_mtime_ns, found.st_size)
+        if stamp == self._stamp:
+            return
+        # Another process wrote it: a worker's checkpoint, or damage. SQLite would go on
+        # using its cached pages, so drop them and read every page back (~15 ms per 20 MB).
+        db.execute("PRAGMA shrink_memory")
+        problem = str(db.execute("PRAGMA quick_check(1)").fetchone()[0])
+        if problem != "ok":
+            problem = " ".join(problem.replace("*** in database main ***", "").split())
+            raise self._break(f"database disk image is malformed: {problem}")
+        self._stamp = stamp
+
+    def _wrote(self) -> None:
+        """After a commit: space is back if it was gone, and the file's changes are ours."""
+        if self._failing:
+            log.warning("database %s: writes succeed again", self.path)
+            self._failing = ""
+        if self._identity is not None:
+            # An automatic checkpoint of this commit changed the main file: not damage.
+            with suppress(OSError):
+                found = os.stat(self.path)
+                self._stamp = (found.st_mtime_ns, found.st_size)
+
+    def _rollback(self, db: sqlite3.Connection) -> None:
+        """End the writer's transaction, whatever state a failed statement left it in."""
+        # SQLite rolls back on its own after some I/O errors (then ROLLBACK fails, harmlessly);
+        # a writer that cannot roll back is closed, which does, and reopened next time.
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        if db.in_transaction:
+            with suppress(sqlite3.Error):
+                db.close()
+            self._writer_db = None
 
     @property
     def _writer(self) -> sqlite3.Connection:
@@ -417,14 +545,25 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         if getattr(self._local, "writing", False):
             db = self._writer
+            if not db.in_transaction:
+                # An earlier piece of this transaction failed on the disk and SQLite rolled
+                # it all back: SAVEPOINT would start (and RELEASE commit) a new one.
+                raise StorageUnavailable(self._failing or self._broken or "transaction lost")
             # Inside `transaction()` on this thread: join it. A savepoint keeps "a method that
             # fails changes nothing" while the outer transaction goes on (and commits).
             db.execute("SAVEPOINT nested")
             try:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK TO nested")
-                db.execute("RELEASE nested")
+            except BaseException as exc:
+                try:
+                    db.execute("ROLLBACK TO nested")
+                    db.execute("RELEASE nested")
+                except sqlite3.Error:
+                    pass  # the whole transaction is gone: the outermost level fails too
+                if isinstance(exc, sqlite3.Error):
+                    failure = self._storage_failure(exc)
+                    if failure is not None:
+                        raise failure from exc
                 raise
             db.execute("RELEASE nested")
             return
@@ -432,22 +571,41 @@ class Store:
         # and poll (up to 100 ms a try), which is what made p99 latency jump under load.
         # Other processes still meet at BEGIN IMMEDIATE.
         with self._write_lock, self._process_lock():
-            # One connection per process does all the writing: SQLite drops a connection's
-            # page cache whenever another connection has written, so a writer per thread
-            # would start every transaction cold.
-            if self._writer_db is None:
-                self._writer_db = self._open()
-            db = self._writer_db
-            db.execute("BEGIN IMMEDIATE")
+            found = self._check_file()
+            try:
+                # One connection per process does all the writing: SQLite drops a
+                # connection's page cache whenever another connection has written, so a
+                # writer per thread would start every transaction cold.
+                if self._writer_db is None:
+                    self._writer_db = self._open()
+                db = self._writer_db
+                if found is not None:
+                    self._verify(db, found)
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._storage_failure(exc) or exc from exc
             self._local.writing = True
             try:
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback(db)
+                if isinstance(exc, sqlite3.Error):
+                    failure = self._storage_failure(exc)
+                    if failure is not None:
+                        raise failure from exc
                 raise
             finally:
                 self._local.writing = False
-            db.execute("COMMIT")
+            try:
+                if not db.in_transaction:  # rolled back by SQLite after a disk error
+                    raise StorageUnavailable(self._failing or self._broken or "transaction lost")
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # A failed COMMIT (disk full) leaves the transaction open, holding SQLite's
+                # write lock: end it, or no later write of any process could start.
+                self._rollback(db)
+                raise self._storage_failure(exc) or exc from exc
+            self._wrote()
         with self.changed:
             self.changed.notify_all()
 
@@ -503,15 +661,29 @@ class Store:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
         if getattr(self._local, "writing", False):
-            yield db  # inside this thread's write transaction, which already sees its writes
+            yield self._writer  # inside this thread's write transaction: sees its writes
             return
-        db.execute("BEGIN")
+        self._check_file()
+        db = self._connection()
+        try:
+            db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise self._storage_failure(exc) or exc from exc
         try:
             yield db
-        finally:
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                failure = self._storage_failure(exc)
+                if failure is not None:
+                    raise failure from exc
+            raise
+        try:
             db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._storage_failure(exc) or exc from exc
 
     def close(self) -> None:
         """Close every connection this store opened (all threads)."""
