@@ -895,9 +895,13 @@ class Store:
 
     def secret_values(self) -> frozenset[str]:
         """Every integration's tokens: what outputs mask wherever it appears."""
-        return frozenset(
-            t for i in self._integrations_cached() for t in (i.planfix_token, i.token) if t
-        )
+        try:
+            items = self._integrations_cached()
+        except StorageUnavailable:
+            # Error answers are masked too: with the file gone, mask the tokens last read.
+            cached = self._integrations_cache
+            items = cached[1] if cached is not None else []
+        return frozenset(t for i in items for t in (i.planfix_token, i.token) if t)
 
     def integration_by_token(self, planfix_token: str) -> Integration | None:
         """The integration whose Planfix token this is, compared in constant time."""
