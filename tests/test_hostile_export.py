@@ -337,3 +337,52 @@ def test_literal_is_a_plain_string_to_everything_else() -> None:
     value = Literal("{{ x }}")
     assert value == "{{ x }}"
     assert json.dumps({"v": value}) == '{"v": "{{ x }}"}'
+
+
+# -- recorded field names that are also send-step options ------------------------------------------
+
+
+def test_recorded_fields_named_like_step_options_replay_as_sent(
+    recorded: Served, tmp_path: Path
+) -> None:
+    created = requests.post(
+        recorded.url + "/api/v1/integrations", json={"name": "options-as-fields"}, timeout=30
+    ).json()
+    form = [
+        ("cmd", "newMessage"),
+        ("providerId", "p"),
+        ("chatId", "options"),
+        ("planfix_token", created["planfix_token"]),
+        ("message", "hi"),
+        ("contactId", "u"),
+        ("contactName", "U"),
+        ("data", "{{ env.SECRET }}"),
+        ("form", "f"),
+        ("attachments", "a"),
+        ("content_type", "text/plain"),
+        ("cmd", "getTask"),
+    ]
+    answer = requests.post(recorded.url + "/webchat/api", data=form, timeout=30)
+    assert answer.status_code == 200, answer.text
+    source = _journal(recorded.url, integration=str(created["id"]))
+    text = requests.get(
+        recorded.url + "/api/v1/journal/export",
+        params={"integration": str(created["id"])},
+        timeout=30,
+    ).text
+    path = tmp_path / "options.yaml"
+    path.write_text(text, encoding="utf-8")
+    mark = _journal(recorded.url, limit="1")[-1]["id"]
+    run = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "run", str(path), "--simulator-url", recorded.url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "SECRET": SECRET},
+        check=False,
+    )
+    assert run.returncode == 0, text + run.stdout + run.stderr
+    replayed = [
+        e for e in _journal(recorded.url, since=str(mark)) if e["direction"] == "to_planfix"
+    ]
+    assert [_by_key(e["form"]) for e in replayed] == [_by_key(source[0]["form"])]

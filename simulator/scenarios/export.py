@@ -35,6 +35,9 @@ SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenar
 _ASSIGNED = frozenset({"number"})
 # Form fields whose values Planfix or the integration handed out during the session.
 _ASSIGNED_IDS = ("messageId", "chatId", "contactId")
+# Send-step keys the runner reads as options: a recorded field of that name (or a repeated cmd
+# or planfix_token, which the runner sends once) goes out as a verbatim `form` pair instead.
+_SEND_OPTIONS = frozenset({"form", "data", "attachments", "content_type"})
 
 
 class _Template(str):
@@ -132,27 +135,34 @@ def _expect(status: int | None, body: str, assigned: Sequence[str] = ()) -> dict
 
 def _send_step(state: _Export, entry: JournalEntry) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    token_given = False
-    for key, value in entry.form:
-        if key in ("planfix_token", "token") and value in state.known_tokens:
-            if key == "planfix_token":
-                token_given = True
-                continue
+    # The replaying integration's token (the step's default) stands in for the first known one.
+    stand_in = next(
+        (
+            index
+            for index, (key, value) in enumerate(entry.form)
+            if key == "planfix_token" and value in state.known_tokens
+        ),
+        None,
+    )
+    for index, (key, value) in enumerate(entry.form):
+        if index == stand_in:
+            continue
+        if key == "token" and value in state.known_tokens:
             value = _Template("{{ planfix_token }}")
-        else:
-            value = state.templates.get(value, value) if key in _ASSIGNED_IDS else value
-        if key in fields:
+        elif key in _ASSIGNED_IDS:
+            value = state.templates.get(value, value)
+        taken = key in fields or (key == "planfix_token" and stand_in is not None)
+        if key in _SEND_OPTIONS or (key in ("cmd", "planfix_token") and taken):
+            fields.setdefault("form", []).append([key, value])
+        elif key in fields:
             previous = fields[key]
             fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
         elif key in (ATTACHMENT_NAME, ATTACHMENT_URL):
             fields[key] = [value]
         else:
             fields[key] = value
-    if not token_given:
-        fields["planfix_token"] = None  # recorded without it (or with an unknown token)
-        for key, value in entry.form:
-            if key == "planfix_token":
-                fields["planfix_token"] = value
+    if stand_in is None:
+        fields.setdefault("planfix_token", None)  # recorded without a token: leave it out
     step: dict[str, Any] = {"send": fields, "expect": _expect(entry.status, entry.response_body)}
     return step
 
