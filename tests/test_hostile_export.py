@@ -225,7 +225,7 @@ def _load(text: str) -> Any:
     return check_document(doc)
 
 
-def test_a_literal_tagged_value_is_sent_as_written(tmp_path: Path) -> None:
+def test_a_literal_tagged_value_is_sent_as_written() -> None:
     scenario = _load(
         """
         name: literal
