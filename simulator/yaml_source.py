@@ -63,13 +63,15 @@ def _yaml_error(source: str, exc: yaml.YAMLError) -> ConfigError:
     return ConfigError(source, line, "", f"invalid YAML: {problem}")
 
 
-def load_documents(text: str, source: str) -> Iterator[Located]:
+def load_documents(
+    text: str, source: str, loader_class: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> Iterator[Located]:
     """Every document of a YAML stream, safely loaded, with line numbers."""
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for node in yaml.compose_all(text, Loader=loader_class):
             if node is None:
                 continue
-            loader = yaml.SafeLoader("")
+            loader = loader_class("")
             value = loader.construct_document(node)
             lines: dict[Path, int] = {}
             _collect(node, (), lines)

@@ -9,6 +9,10 @@ assigned are saved from the step that produced them and used by later steps.
 What does not: entries answered by an injected fault (the replay has no faults), requests that a
 Planfix elsewhere sent to the fake chat, and requests without a command; the header of the export
 lists each skipped entry and why.
+
+Recorded values stay literal: every string the export did not write as a template on purpose is
+emitted as `!literal "..."` when the templater would otherwise read it, and whatever goes into a
+header comment is escaped onto its one line.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 
 from simulator.domain import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integration
 from simulator.records import JournalEntry
+from simulator.scenarios.templating import LITERAL_TAG, Literal, is_template
 from simulator.settings import FAKE_CHAT_URL, integration_as_dict
 
 SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenario.schema.json`
@@ -30,6 +35,56 @@ SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenar
 _ASSIGNED = frozenset({"number"})
 # Form fields whose values Planfix or the integration handed out during the session.
 _ASSIGNED_IDS = ("messageId", "chatId", "contactId")
+# Send-step keys the runner reads as options: a recorded field of that name (or a repeated cmd
+# or planfix_token, which the runner sends once) goes out as a verbatim `form` pair instead.
+_SEND_OPTIONS = frozenset({"form", "data", "attachments", "content_type"})
+
+
+class _Template(str):
+    """A template the export writes on purpose (tokens, ids); every other string is recorded."""
+
+    __slots__ = ()
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML's safe dumper, plus `Literal` as `!literal "..."`."""
+
+
+def _represent_literal(dumper: yaml.SafeDumper, value: Literal) -> yaml.ScalarNode:
+    # Double quotes show every escape (tabs, CR, NUL) and never fold a line break away.
+    return dumper.represent_scalar(LITERAL_TAG, str(value), style='"')
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # PyYAML folds a NEL (and other breaks YAML knows) inside plain and single-quoted scalars
+    # into a space; double quotes escape them, so the value reads back byte-exact.
+    style = None if value.isprintable() else '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(Literal, _represent_literal)
+_Dumper.add_representer(str, _represent_str)
+
+
+def _recorded(value: Any) -> Any:
+    """`value` with each recorded string that reads as a template marked `Literal`."""
+    if isinstance(value, _Template):
+        return str(value)
+    if isinstance(value, str):
+        return Literal(value) if is_template(value) else value
+    if isinstance(value, list):
+        return [_recorded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _recorded(item) for key, item in value.items()}
+    return value
+
+
+def _one_line(text: str) -> str:
+    """`text` for a comment: backslashes, line breaks and other unprintables escaped."""
+    return "".join(
+        "\\\\" if c == "\\" else c if c.isprintable() else c.encode("unicode_escape").decode()
+        for c in text
+    )
 
 
 @dataclass
@@ -80,27 +135,34 @@ def _expect(status: int | None, body: str, assigned: Sequence[str] = ()) -> dict
 
 def _send_step(state: _Export, entry: JournalEntry) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    token_given = False
-    for key, value in entry.form:
-        if key in ("planfix_token", "token") and value in state.known_tokens:
-            if key == "planfix_token":
-                token_given = True
-                continue
-            value = "{{ planfix_token }}"
-        else:
-            value = state.templates.get(value, value) if key in _ASSIGNED_IDS else value
-        if key in fields:
+    # The replaying integration's token (the step's default) stands in for the first known one.
+    stand_in = next(
+        (
+            index
+            for index, (key, value) in enumerate(entry.form)
+            if key == "planfix_token" and value in state.known_tokens
+        ),
+        None,
+    )
+    for index, (key, value) in enumerate(entry.form):
+        if index == stand_in:
+            continue
+        if key == "token" and value in state.known_tokens:
+            value = _Template("{{ planfix_token }}")
+        elif key in _ASSIGNED_IDS:
+            value = state.templates.get(value, value)
+        taken = key in fields or (key == "planfix_token" and stand_in is not None)
+        if key in _SEND_OPTIONS or (key in ("cmd", "planfix_token") and taken):
+            fields.setdefault("form", []).append([key, value])
+        elif key in fields:
             previous = fields[key]
             fields[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
         elif key in (ATTACHMENT_NAME, ATTACHMENT_URL):
             fields[key] = [value]
         else:
             fields[key] = value
-    if not token_given:
-        fields["planfix_token"] = None  # recorded without it (or with an unknown token)
-        for key, value in entry.form:
-            if key == "planfix_token":
-                fields["planfix_token"] = value
+    if stand_in is None:
+        fields.setdefault("planfix_token", None)  # recorded without a token: leave it out
     step: dict[str, Any] = {"send": fields, "expect": _expect(entry.status, entry.response_body)}
     return step
 
@@ -152,15 +214,15 @@ def _delivery_step(
     save: dict[str, str] = {}
     message_id = form.get("messageId", [""])[0]
     if message_id:
-        save[f"message_{number}"] = "{{ response.messageId }}"
-        state.templates[message_id] = f"{{{{ message_{number} }}}}"
+        save[f"message_{number}"] = _Template("{{ response.messageId }}")
+        state.templates[message_id] = _Template(f"{{{{ message_{number} }}}}")
     if first:
         parsed = _json_or_none(final.response_body)
         for key, prefix in (("chatId", "chat"), ("contactId", "contact")):
             assigned = parsed.get(key) if isinstance(parsed, dict) else None
             if isinstance(assigned, str) and assigned:
-                save[f"{prefix}_{number}"] = f"{{{{ response.{key} }}}}"
-                state.templates[assigned] = f"{{{{ {prefix}_{number} }}}}"
+                save[f"{prefix}_{number}"] = _Template(f"{{{{ response.{key} }}}}")
+                state.templates[assigned] = _Template(f"{{{{ {prefix}_{number} }}}}")
     if save:
         step["save"] = save
     return step
@@ -212,7 +274,7 @@ def export_scenario(
             )
     ids = [e.id for e in entries]
     scenario: dict[str, Any] = {
-        "name": name,
+        "name": name or "exported session",  # the schema wants a name
         "description": (
             f"Exported from journal entries {min(ids)}..{max(ids)}." if ids else "Empty export."
         ),
@@ -230,9 +292,14 @@ def export_scenario(
                     f"integration URL {source.url} not exported: replay with --integration-url",
                 )
     scenario["steps"] = state.steps or [
-        {"name": "nothing to replay", "http": {"url": "{{ simulator_url }}/api/v1/status"}}
+        {
+            "name": "nothing to replay",
+            "http": {"url": _Template("{{ simulator_url }}/api/v1/status")},
+        }
     ]
     header = [f"# yaml-language-server: $schema={SCHEMA_URL}"]
-    header += [f"# not replayed: {line}" for line in state.skipped]
-    text = yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True, width=100)
+    header += [f"# not replayed: {_one_line(line)}" for line in state.skipped]
+    text = yaml.dump(
+        _recorded(scenario), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
     return "\n".join(header) + "\n" + text

@@ -7,12 +7,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from simulator.errors import ConfigError
 from simulator.scenarios.schema import STEP_KINDS, scenario_schema
+from simulator.scenarios.templating import LITERAL_TAG, Literal
 from simulator.yaml_source import Located, load_documents, validate
 
 SUFFIXES = (".yaml", ".yml")
 STEP_OPTIONS = ("name", "expect", "save", "retry")
+
+
+class ScenarioLoader(yaml.SafeLoader):
+    """YAML's safe loader plus `!literal`, which marks a string the templater must not render."""
+
+
+def _literal(loader: yaml.SafeLoader, node: yaml.Node) -> Literal:
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{LITERAL_TAG} marks a string, not a "
+            + ("mapping" if isinstance(node, yaml.MappingNode) else "list"),
+            node.start_mark,
+        )
+    return Literal(loader.construct_scalar(node))
+
+
+ScenarioLoader.add_constructor(LITERAL_TAG, _literal)
 
 
 @dataclass(frozen=True)
@@ -181,7 +203,7 @@ def read_documents(path: str | Path) -> list[Document]:
     except (OSError, UnicodeDecodeError) as exc:
         return [Document(source, 0, 1, error=ConfigError(source, None, "", f"cannot read: {exc}"))]
     found: list[Document] = []
-    documents: Iterator[Located] = load_documents(text, source)
+    documents: Iterator[Located] = load_documents(text, source, ScenarioLoader)
     try:
         for located in documents:
             found.append(Document(source, len(found), located.start_line, located))

@@ -13,6 +13,18 @@ from jinja2.sandbox import SandboxedEnvironment
 # "{{ expr }}" alone keeps the expression's type (a task number stays an integer); anything
 # else renders to text.
 _WHOLE = re.compile(r"^\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}$", re.DOTALL)
+LITERAL_TAG = "!literal"
+
+
+class Literal(str):
+    """A scenario string used exactly as written, never rendered (YAML `!literal "..."`)."""
+
+    __slots__ = ()
+
+
+def is_template(text: str) -> bool:
+    """Whether the renderer reads `text` as a template (a recorded value then needs `!literal`)."""
+    return "{" in text and not isinstance(text, Literal)
 
 
 class TemplateFailure(Exception):
@@ -39,8 +51,8 @@ class Renderer:
 
     def text(self, template: str, variables: Mapping[str, Any]) -> Any:
         """Render one string; a lone `{{ expr }}` returns the expression's value itself."""
-        if "{" not in template:
-            return template
+        if not is_template(template):
+            return str(template)
         try:
             whole = _WHOLE.match(template.strip())
             if whole:
