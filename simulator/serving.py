@@ -9,7 +9,6 @@ Workers share state only through the SQLite file, which is what makes numbering,
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import shutil
@@ -48,7 +47,8 @@ DEFAULT_THREADS = 32
 KEEPALIVE_SECONDS = 5
 # How long a stopping worker lets running requests (and SSE streams) finish.
 GRACEFUL_SECONDS = 3
-# A client that has sent part of a request and then goes silent is cut off after this long.
+# A request's head and body must arrive within this many seconds of its first byte (of the
+# connection, for its first request); a client that trickles them is answered 408.
 READ_TIMEOUT_SECONDS = 10.0
 
 
@@ -259,36 +259,9 @@ def gunicorn_settings(
     }
 
 
-class _TimedSocket(socket.socket):
-    """A client socket whose blocking mode has a deadline per read or write."""
-
-    def setblocking(self, flag: bool) -> None:
-        """Blocking means "blocking for at most READ_TIMEOUT_SECONDS" here."""
-        if flag:
-            self.settimeout(READ_TIMEOUT_SECONDS)
-        else:
-            super().setblocking(False)
-
-
 def bounded_thread_worker() -> type[Any]:
-    """gunicorn's gthread worker whose request threads cannot be held by a silent client."""
-    from gunicorn.workers import gthread  # type: ignore[import-untyped]
-
-    class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
-        # gthread waits for a request's first bytes off-thread, then reads it in a pool thread
-        # on a blocking socket: a client that stops mid-request, or stops reading an answer,
-        # would hold that thread forever. Its sockets get a deadline instead.
-        def accept(self, listener: Any) -> None:
-            try:
-                client, address = listener.accept()
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                    raise
-                return
-            self.nr_conns += 1
-            timed = _TimedSocket(client.family, client.type, client.proto, fileno=client.detach())
-            timed.setblocking(True)
-            self.enqueue_req(gthread.TConn(self.cfg, timed, address, listener.getsockname()))
+    """gunicorn's gthread worker whose request threads only get requests that arrived in full."""
+    from simulator.gthread_worker import BoundedThreadWorker  # imports gunicorn: workers only
 
     return BoundedThreadWorker
 
