@@ -137,17 +137,24 @@ def _chunked_complete(body: memoryview) -> bool:
     return True
 
 
-def expects_continue(data: bytes | bytearray) -> bool:
-    """Whether a complete HTTP/1.1 head asks for `100 Continue` before its body."""
+_EXPECT_CONTINUE = re.compile(rb"(?im)^expect[ \t]*:[ \t]*100-continue[ \t]*\r\n")
+
+
+def answer_expect_continue(data: bytearray) -> bool:
+    """Whether a whole HTTP/1.1 head asks for `100 Continue`; if so, take the ask out of it.
+
+    The main loop answers it (the client sends its body only then), so gunicorn must not
+    answer it a second time.
+    """
     head_end = data.find(b"\r\n\r\n")
-    if head_end < 0:
+    if head_end < 0 or not data[: data.find(b"\r\n")].endswith(b"HTTP/1.1"):
         return False
-    head = bytes(data[:head_end])
-    first_line = head.split(b"\r\n", 1)[0]
-    return first_line.endswith(b"HTTP/1.1") and any(
-        name.lower() == b"expect" and value.lower() == b"100-continue"
-        for name, value in _HEADER.findall(head)
-    )
+    head = bytes(data[: head_end + 2])
+    without = _EXPECT_CONTINUE.sub(b"", head)
+    if without == head:
+        return False
+    data[: head_end + 2] = without
+    return True
 
 
 class SimulatorConn(gthread.TConn):  # type: ignore[misc]
@@ -175,13 +182,12 @@ class SimulatorConn(gthread.TConn):  # type: ignore[misc]
 
 
 class _Incoming:
-    __slots__ = ("conn", "continued", "data", "deadline")
+    __slots__ = ("conn", "data", "deadline")
 
     def __init__(self, conn: SimulatorConn, data: bytes) -> None:
         self.conn = conn
         self.data = bytearray(data)
         self.deadline = time.monotonic() + READ_TIMEOUT_SECONDS
-        self.continued = False
 
 
 class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
@@ -267,9 +273,8 @@ class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             self.forget(incoming)
             self.nr_conns -= 1
             conn.close()
-        elif not incoming.continued and expects_continue(incoming.data):
+        elif answer_expect_continue(incoming.data):
             # The client waits for this before it sends the body we wait for.
-            incoming.continued = True
             self.send_quietly(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def forget(self, incoming: _Incoming) -> None:

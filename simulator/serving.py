@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -50,6 +51,11 @@ GRACEFUL_SECONDS = 3
 # A request's head and body must arrive within this many seconds of its first byte (of the
 # connection, for its first request); a client that trickles them is answered 408.
 READ_TIMEOUT_SECONDS = 10.0
+# Connections one worker holds at once (gunicorn's default), fewer if open files are scarce;
+# every slow client holds one for READ_TIMEOUT_SECONDS at most.
+MAX_CONNECTIONS = 1000
+FILES_RESERVED = 64  # listener, pipes, logs, the store's own connections
+FILES_PER_THREAD = 4  # a SQLite connection per thread: database, WAL, shared memory, spare
 
 
 def app_from_env() -> Any:
@@ -244,6 +250,7 @@ def gunicorn_settings(
         "worker_class": bounded_thread_worker(),
         "workers": max(1, options.workers),
         "threads": max(1, options.threads),
+        "worker_connections": worker_connections(max(1, options.threads), open_files_limit()),
         "keepalive": KEEPALIVE_SECONDS,
         "graceful_timeout": GRACEFUL_SECONDS,
         # gthread's heartbeat comes from the worker's main loop, not request threads, so long
@@ -257,6 +264,25 @@ def gunicorn_settings(
         "loglevel": "warning",
         "proc_name": "planfix-sim",
     }
+
+
+def worker_connections(threads: int, open_files: int) -> int:
+    """How many connections one worker holds at once: MAX_CONNECTIONS, or what its files allow."""
+    # Past the limit, accept() fails with EMFILE and gunicorn's worker dies: stop accepting
+    # first (clients wait in the listen backlog). Each thread may hold SQLite's files too.
+    spare = open_files - FILES_RESERVED - FILES_PER_THREAD * threads
+    return max(threads, min(MAX_CONNECTIONS, spare))
+
+
+def open_files_limit() -> int:
+    """The soft limit on open files, raised to the hard one first (workers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS * 4 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
 
 
 def bounded_thread_worker() -> type[Any]:
