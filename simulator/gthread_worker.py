@@ -30,6 +30,9 @@ HEAD_LIMIT = 64 * 1024
 # A body up to this size is read before a thread is given to the request (the default
 # max_body_bytes); a larger one is read by the thread, still within the request's deadline.
 BODY_PREFETCH_LIMIT = 1024 * 1024
+# All the request bytes one worker's main loop holds at once; past this, requests go to the
+# threads as they are (still within their deadline), so a crowd cannot run it out of memory.
+BUFFERED_LIMIT = 64 * 1024 * 1024
 # Hanging up: wait this long (and read this much) for the client to close first, as
 # gunicorn's own graceful close does, so the kernel does not reset the answer away.
 LINGER_SECONDS = 2.0
@@ -182,12 +185,13 @@ class SimulatorConn(gthread.TConn):  # type: ignore[misc]
 
 
 class _Incoming:
-    __slots__ = ("conn", "data", "deadline")
+    __slots__ = ("conn", "counted", "data", "deadline")
 
     def __init__(self, conn: SimulatorConn, data: bytes) -> None:
         self.conn = conn
         self.data = bytearray(data)
         self.deadline = time.monotonic() + READ_TIMEOUT_SECONDS
+        self.counted = len(data)  # bytes of it in the worker's `buffered`
 
 
 class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
@@ -198,6 +202,7 @@ class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         # Both keyed by connection, in insertion order = deadline order (fixed durations).
         self.incoming: dict[SimulatorConn, _Incoming] = {}
         self.lingering: dict[SimulatorConn, float] = {}
+        self.buffered = 0
 
     # -- taking connections ------------------------------------------------------------------
 
@@ -238,6 +243,7 @@ class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         """Read `conn`'s next request in the main loop, within READ_TIMEOUT_SECONDS in all."""
         incoming = _Incoming(conn, data)
         self.incoming[conn] = incoming
+        self.buffered += incoming.counted
         conn.sock.setblocking(False)
         self.poller.register(
             conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, incoming)
@@ -260,9 +266,11 @@ class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
                 ended = True
                 break
             incoming.data += chunk
+            incoming.counted += len(chunk)
+            self.buffered += len(chunk)
             if len(chunk) < CHUNK:
                 break
-        if request_complete(incoming.data):
+        if request_complete(incoming.data) or self.buffered > BUFFERED_LIMIT:
             self.forget(incoming)
             conn.prefetched = bytes(incoming.data)
             conn.data_ready = True
@@ -280,6 +288,7 @@ class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def forget(self, incoming: _Incoming) -> None:
         """Stop reading `incoming` in the main loop."""
         del self.incoming[incoming.conn]
+        self.buffered -= incoming.counted
         self.poller.unregister(incoming.conn.sock)
 
     @staticmethod
