@@ -9,9 +9,9 @@ Workers share state only through the SQLite file, which is what makes numbering,
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -48,8 +48,14 @@ DEFAULT_THREADS = 32
 KEEPALIVE_SECONDS = 5
 # How long a stopping worker lets running requests (and SSE streams) finish.
 GRACEFUL_SECONDS = 3
-# A client that has sent part of a request and then goes silent is cut off after this long.
+# A request's head and body must arrive within this many seconds of its first byte (of the
+# connection, for its first request); a client that trickles them is answered 408.
 READ_TIMEOUT_SECONDS = 10.0
+# Connections one worker holds at once (gunicorn's default), fewer if open files are scarce;
+# every slow client holds one for READ_TIMEOUT_SECONDS at most.
+MAX_CONNECTIONS = 1000
+FILES_RESERVED = 64  # listener, pipes, logs, the store's own connections
+FILES_PER_THREAD = 4  # a SQLite connection per thread: database, WAL, shared memory, spare
 
 
 def app_from_env() -> Any:
@@ -244,6 +250,7 @@ def gunicorn_settings(
         "worker_class": bounded_thread_worker(),
         "workers": max(1, options.workers),
         "threads": max(1, options.threads),
+        "worker_connections": worker_connections(max(1, options.threads), open_files_limit()),
         "keepalive": KEEPALIVE_SECONDS,
         "graceful_timeout": GRACEFUL_SECONDS,
         # gthread's heartbeat comes from the worker's main loop, not request threads, so long
@@ -259,36 +266,28 @@ def gunicorn_settings(
     }
 
 
-class _TimedSocket(socket.socket):
-    """A client socket whose blocking mode has a deadline per read or write."""
+def worker_connections(threads: int, open_files: int) -> int:
+    """How many connections one worker holds at once: MAX_CONNECTIONS, or what its files allow."""
+    # Past the limit, accept() fails with EMFILE and gunicorn's worker dies: stop accepting
+    # first (clients wait in the listen backlog). Each thread may hold SQLite's files too.
+    spare = open_files - FILES_RESERVED - FILES_PER_THREAD * threads
+    return max(threads, min(MAX_CONNECTIONS, spare))
 
-    def setblocking(self, flag: bool) -> None:
-        """Blocking means "blocking for at most READ_TIMEOUT_SECONDS" here."""
-        if flag:
-            self.settimeout(READ_TIMEOUT_SECONDS)
-        else:
-            super().setblocking(False)
+
+def open_files_limit() -> int:
+    """The soft limit on open files, raised to the hard one first (workers inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS * 4 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
 
 
 def bounded_thread_worker() -> type[Any]:
-    """gunicorn's gthread worker whose request threads cannot be held by a silent client."""
-    from gunicorn.workers import gthread  # type: ignore[import-untyped]
-
-    class BoundedThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
-        # gthread waits for a request's first bytes off-thread, then reads it in a pool thread
-        # on a blocking socket: a client that stops mid-request, or stops reading an answer,
-        # would hold that thread forever. Its sockets get a deadline instead.
-        def accept(self, listener: Any) -> None:
-            try:
-                client, address = listener.accept()
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                    raise
-                return
-            self.nr_conns += 1
-            timed = _TimedSocket(client.family, client.type, client.proto, fileno=client.detach())
-            timed.setblocking(True)
-            self.enqueue_req(gthread.TConn(self.cfg, timed, address, listener.getsockname()))
+    """gunicorn's gthread worker whose request threads only get requests that arrived in full."""
+    from simulator.gthread_worker import BoundedThreadWorker  # imports gunicorn: workers only
 
     return BoundedThreadWorker
 
