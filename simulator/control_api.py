@@ -115,12 +115,12 @@ def page_cursor() -> int | None:
     return int(raw)
 
 
-def page_response(items: list[Any], next_cursor: int | None) -> Response:
+def page_response(items: list[Any], next_cursor: int | None, param: str = "cursor") -> Response:
     """A page as JSON; a `Link` header names the next page when there is one."""
     response = jsonify(items)
     if next_cursor is not None:
-        args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
-        query = urlencode([*args, ("cursor", str(next_cursor))])
+        args = [(k, v) for k, v in request.args.items(multi=True) if k != param]
+        query = urlencode([*args, (param, str(next_cursor))])
         response.headers["Link"] = f'<{request.path}?{query}>; rel="next"'
     return response
 
@@ -264,13 +264,18 @@ def journal_query() -> JournalQuery:
 def journal() -> Response:
     """The newest entries, oldest first; filters: integration, cmd, direction, status, since.
 
-    The next page holds the entries before this one's first (its cursor is that entry's id).
+    The next page holds the entries before this one's first (its cursor is that entry's id);
+    with `since`, the oldest entries after it, and the next page follows on from the last.
     """
     query = journal_query()
     found = runtime().store.journal(query)
     # Tokens are masked unless asked for: journals end up in CI logs and screenshots.
     shown = [security.shown_entry(e.as_dict()) for e in found]
-    return page_response(shown, found[0].id if len(found) == query.limit else None)
+    full = len(found) == query.limit
+    if query.since is not None and query.before is None:
+        # Following: the next page is what came after this one's last entry.
+        return page_response(shown, found[-1].id if full else None, param="since")
+    return page_response(shown, found[0].id if full else None)
 
 
 @bp.get("/journal/<int:entry_id>")

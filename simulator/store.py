@@ -1726,7 +1726,7 @@ class Store:
         )
 
     def journal(self, query: JournalQuery | None = None) -> list[JournalEntry]:
-        """Journal entries matching the query, oldest first (the newest `limit` of them)."""
+        """Matching entries, oldest first: the newest `limit`, or the oldest after `since`."""
         q = query or JournalQuery()
         where: list[str] = []
         args: list[Any] = []
@@ -1754,11 +1754,14 @@ class Store:
         sql = "SELECT * FROM journal"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        # Following the journal (`since` alone) reads the oldest entries after it, so a reader
+        # that fell more than a page behind catches up page by page instead of skipping some.
+        following = q.since is not None and q.before is None
+        sql += " ORDER BY id " + ("ASC" if following else "DESC") + " LIMIT ?"
         args.append(max(q.limit, 0))
         with self._read() as db:
             rows = db.execute(sql, args).fetchall()
-        return [self._entry(r) for r in reversed(rows)]
+        return [self._entry(r) for r in (rows if following else reversed(rows))]
 
     def journal_entry(self, entry_id: int) -> JournalEntry:
         """One journal entry; NotFound when dropped or never written."""

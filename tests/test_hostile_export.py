@@ -63,7 +63,9 @@ def _by_key(pairs: list[list[str]]) -> dict[str, list[str]]:
 
 
 def _journal(url: str, **query: str) -> list[dict[str, Any]]:
-    answer = requests.get(url + "/api/v1/journal", params={"reveal": "1", **query}, timeout=30)
+    # A whole session: the journal's largest page (the default page is 100 entries).
+    params = {"reveal": "1", "limit": "1000", **query}
+    answer = requests.get(url + "/api/v1/journal", params=params, timeout=30)
     assert answer.status_code == 200, answer.text
     entries: list[dict[str, Any]] = answer.json()
     return entries

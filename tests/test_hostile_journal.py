@@ -340,3 +340,28 @@ def test_reveal_still_shows_a_journal_entry_whole() -> None:
         assert PLANFIX_TOKEN not in entry["form"][-1][1]
     finally:
         served.stop()
+
+
+def test_following_the_journal_with_since_catches_up_page_by_page(busy: Served) -> None:
+    everything = requests.get(busy.url + "/api/v1/journal?limit=1000", timeout=30).json()
+    assert len(everything) > 6
+    seen: list[int] = []
+    url: str | None = busy.url + f"/api/v1/journal?since={everything[0]['id'] - 1}&limit=3"
+    while url:
+        page = requests.get(url, timeout=30)
+        assert page.status_code == 200
+        seen += [entry["id"] for entry in page.json()]
+        url = page.links.get("next", {}).get("url")
+        url = busy.url + url if url else None
+    assert seen == [entry["id"] for entry in everything], "no entry skipped, none twice"
+
+
+def test_an_export_without_a_limit_is_the_whole_journal_not_a_page(busy: Served) -> None:
+    ask = {"cmd": "getTask", "providerId": "pg", "chatId": "page-0", "planfix_token": PLANFIX_TOKEN}
+    for _ in range(110):  # more than a default page of the journal
+        assert post(busy.api, ask).status_code == 200
+    asked = requests.get(busy.url + "/api/v1/journal?limit=1000&cmd=getTask", timeout=30).json()
+    assert len(asked) >= 110
+    whole = requests.get(busy.url + "/api/v1/journal/export?cmd=getTask", timeout=30)
+    assert whole.status_code == 200
+    assert whole.text.count("cmd: getTask") == len(asked)

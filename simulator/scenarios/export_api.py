@@ -30,6 +30,9 @@ def export() -> Response:
     """The journal's filters (plus `ids=1,2,3` and `name=`) → a replayable scenario, as YAML."""
     rt = runtime()
     query = journal_query()
+    if "limit" not in request.args:
+        # An export is the whole session the journal keeps (bounded by its bytes), not a page.
+        query = replace(query, limit=rt.store.journal_bound)
     ids = _ids()
     if ids is not None:
         query = replace(query, ids=ids)
