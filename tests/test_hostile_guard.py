@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +311,45 @@ def test_a_config_file_integration_url_must_be_http() -> None:
     bad = {"name": "x", "planfix_token": "p", "token": "t", "url": "file:///etc/passwd"}
     with pytest.raises(ConfigError, match="url"):
         load_settings({"integrations": [bad]}, environ={})
+
+
+# -- event streams of pages that have gone -----------------------------------------------------
+
+
+def _open_stream(port: int) -> tuple[socket.socket, bytes]:
+    """Open /api/v1/events as a page does and read its answer's first bytes, all of them."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    got = b""
+    # Read until the stream's hello (or a refusal's JSON): a close with unread bytes would be
+    # a reset, which the server notices at once; a page that goes sends a plain FIN.
+    while b"connected\n\n" not in got and not (got.startswith(b"HTTP/1.1 503") and b"}" in got):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return sock, got
+
+
+def test_reloading_a_page_40_times_frees_its_event_streams_within_2_seconds() -> None:
+    served = Served()  # the default thread count: 24 stream slots
+    try:
+        for _ in range(40):
+            # A reload: the old page's stream closes as the new page opens its own.
+            sock, head = _open_stream(served.port)
+            sock.close()
+        deadline = time.monotonic() + 2.0
+        statuses = []
+        while True:
+            sock, head = _open_stream(served.port)
+            sock.close()
+            statuses.append(head[:12])
+            if head.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert head.startswith(b"HTTP/1.1 200"), f"2 s after the last reload: {statuses}"
+    finally:
+        served.stop()
 
 
 @pytest.mark.parametrize(
