@@ -51,6 +51,7 @@ from simulator.domain import (
 )
 from simulator.errors import BadRequest, InvalidParameters, InvalidToken
 from simulator.records import FakeChat, InboxItem
+from simulator.settings import HTTP_URL_SCHEMA
 from simulator.store import ExchangeRecord, Store
 from simulator.wire import ORIGIN_HEADER, parse_body, request_headers
 
@@ -313,7 +314,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "integration": {"type": ["string", "integer"]},
-        "planfix_url": {"type": "string", "minLength": 1},
+        "planfix_url": HTTP_URL_SCHEMA,
         **{name: {"type": ["string", "null"]} for name in MESSAGE_FIELDS},
         "isEcho": {"type": ["string", "boolean", "integer"]},
         "userEmail": {"type": "string"},
@@ -328,7 +329,7 @@ COMMAND_SCHEMA: dict[str, Any] = {
     "properties": {
         "cmd": {"type": "string"},
         "integration": {"type": ["string", "integer"]},
-        "planfix_url": {"type": "string", "minLength": 1},
+        "planfix_url": HTTP_URL_SCHEMA,
         "attachments": ATTACHMENTS_SCHEMA,
     },
     "additionalProperties": {

@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument(
         "--admin-token", help="require this token for the control API and UI (Bearer or cookie)"
     )
+    p_serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="also serve pages and control API under this Host name (repeatable; "
+        "loopback names and the bound address always work; '*': any)",
+    )
     p_serve.set_defaults(func=serve)
     from simulator.scenarios.command import add_subcommands as add_scenario_commands
 

@@ -47,8 +47,12 @@ def json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
     if schema is not None:
         errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: e.message)
         if errors:
-            where = ".".join(str(p) for p in errors[0].path) or "body"
-            raise BadRequest(f"{where}: {errors[0].message}")
+            first = errors[0]
+            where = ".".join(str(p) for p in first.path) or "body"
+            # A pattern's regex tells a person little; its schema's description says what fits.
+            described = first.schema.get("description") if first.validator == "pattern" else None
+            reason = f"must be {described}" if isinstance(described, str) else first.message
+            raise BadRequest(f"{where}: {reason}")
     result: dict[str, Any] = data
     return result
 

@@ -9,17 +9,21 @@ number that streams and waiters sleep on: a write in this process wakes it at on
 WSGI gives an application no way to see a client leave: the server notices when a write fails
 and then calls `close()` on the response iterable, which raises GeneratorExit inside the
 generator (werkzeug's `run_wsgi` and gunicorn both do this; an empty chunk is never written, so
-it would never fail). Hence the comment pings: they are what ends the stream of a vanished
-client.
+it would never fail). A write to a socket whose peer has closed still succeeds once, so pings
+alone take two intervals to end a stream. Gunicorn and werkzeug also put the client's socket in
+the environ: an idle stream looks at it every `GONE_CHECK_SECONDS` and ends as soon as the
+client has closed it (a reloaded page), which frees its slot. Other servers rely on the pings.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import socket
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -37,6 +41,10 @@ bp = Blueprint("events", __name__, url_prefix="/api/v1")
 
 SERVICE = "events"
 PING_SECONDS = 15.0
+# How often an idle stream checks that its client is still there (a gone page frees its slot).
+GONE_CHECK_SECONDS = 0.5
+# Where WSGI servers put the client's socket.
+SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
 POLL_SECONDS = 0.25
 RETRY_MS = 1000  # how soon EventSource reconnects
 BATCH = 500
@@ -232,38 +240,71 @@ def _ping_seconds() -> float:
     return value
 
 
+def peer_closed(sock: socket.socket) -> bool:
+    """Whether the client has closed its side of `sock` (readable, and reading finds the end)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):  # reset, or already closed by the server
+        return True
+
+
+def client_gone_check(environ: dict[str, Any]) -> Callable[[], bool] | None:
+    """A check that the request's client has left, when the server exposes its socket."""
+    for key in SOCKET_KEYS:
+        sock = environ.get(key)
+        if isinstance(sock, socket.socket):
+            return lambda: peer_closed(sock)
+    return None
+
+
 def stream_events(
-    hub: Hub, last_id: int, integration_id: int | None, ping_seconds: float
+    hub: Hub,
+    last_id: int,
+    integration_id: int | None,
+    ping_seconds: float,
+    client_gone: Callable[[], bool] | None = None,
 ) -> Iterator[str]:
     """The SSE body: events after `last_id` (of one integration and global ones), then live."""
     with hub.listening(stream=True):
         # Written at once so the client sees headers and knows the stream is open.
         yield f"retry: {RETRY_MS}\n: connected\n\n"
         next_ping = time.monotonic() + ping_seconds
+        queried: int | None = None  # the hub version the last query saw
         while not hub.stopping:
             version = hub.version
-            try:
-                batch = hub.store.events_after(last_id, limit=BATCH)
-                secrets = security.known_secrets(hub.store) if batch else frozenset()
-            except StorageUnavailable:
-                # The store logged why. End the stream whole: EventSource reconnects and
-                # meets the 503 (and resumes from Last-Event-ID once the store is back).
-                return
-            for event in batch:
-                last_id = event.id
-                if integration_id is None or event.integration_id in (integration_id, None):
-                    yield frame(event, secrets)
-                    # Only bytes written count as a sign of life: a filtered stream whose
-                    # integration is quiet still pings while others are busy.
-                    next_ping = time.monotonic() + ping_seconds
-            if len(batch) == BATCH:
-                continue  # more are waiting: no sleep
+            if version != queried:
+                queried = version
+                try:
+                    batch = hub.store.events_after(last_id, limit=BATCH)
+                    secrets = security.known_secrets(hub.store) if batch else frozenset()
+                except StorageUnavailable:
+                    # The store logged why. End the stream whole: EventSource reconnects and
+                    # meets the 503 (and resumes from Last-Event-ID once the store is back).
+                    return
+                for event in batch:
+                    last_id = event.id
+                    if integration_id is None or event.integration_id in (integration_id, None):
+                        yield frame(event, secrets)
+                        # Only bytes written count as a sign of life: a filtered stream whose
+                        # integration is quiet still pings while others are busy.
+                        next_ping = time.monotonic() + ping_seconds
+                if len(batch) == BATCH:
+                    queried = None  # more are waiting: query again, no sleep
+                    continue
             remaining = next_ping - time.monotonic()
             if remaining <= 0:
                 yield ": ping\n\n"
                 next_ping = time.monotonic() + ping_seconds
                 continue
-            hub.wait(version, remaining)
+            if client_gone is None:
+                hub.wait(version, remaining)
+            elif hub.wait(version, min(remaining, GONE_CHECK_SECONDS)) == version and client_gone():
+                return  # the page went: end now and free the slot, not at the next ping
 
 
 @bp.get("/events")
@@ -274,7 +315,13 @@ def events() -> Response:
     last_id = _last_event_id(rt.store)
     # A plain generator, not stream_with_context: it needs nothing from the request once
     # started, and keeping the request context alive for hours would pin it in memory.
-    body = stream_events(hub(), last_id, target.id if target else None, _ping_seconds())
+    body = stream_events(
+        hub(),
+        last_id,
+        target.id if target else None,
+        _ping_seconds(),
+        client_gone_check(request.environ),
+    )
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify
 from simulator import __version__
 from simulator.control_api import DEFAULT_LIMIT, MAX_LIMIT
 from simulator.domain import COMMANDS, OPTIONAL, REQUIRED
+from simulator.settings import HTTP_URL_SCHEMA, INTEGRATION_URL_SCHEMA
 
 bp = Blueprint("openapi", __name__)
 
@@ -54,6 +55,7 @@ def _op(
         op["responses"][code] = _error(descriptions[code])
     if body is not None:
         op["requestBody"] = {"required": False, "content": {JSON: {"schema": body}}}
+        op["responses"]["415"] = _error("The body is not application/json")
     if params:
         op["parameters"] = params
     return op
@@ -444,7 +446,7 @@ SCHEMAS: dict[str, Any] = {
             "name": _STR,
             "planfix_token": _STR,
             "token": _STR,
-            "url": _STR,
+            "url": INTEGRATION_URL_SCHEMA,
             "profile": {"enum": ["documented", "observed"]},
             "strict": _BOOL,
             "task_fields": {"type": "array", "items": _STR},
@@ -846,7 +848,7 @@ def _delivery_paths() -> dict[str, Any]:
                         "message": _STR,
                         "data": {"type": "object", "additionalProperties": _STR},
                         "attachments": _ATTACHMENTS,
-                        "planfix_url": _STR,
+                        "planfix_url": HTTP_URL_SCHEMA,
                         "planfix_token": _STR,
                     },
                     "additionalProperties": True,
@@ -864,7 +866,7 @@ def _delivery_paths() -> dict[str, Any]:
                     "properties": {
                         "cmd": _STR,
                         "integration": {"type": ["string", "integer"]},
-                        "planfix_url": _STR,
+                        "planfix_url": HTTP_URL_SCHEMA,
                         "planfix_token": _STR,
                     },
                     "additionalProperties": True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, current_app, g, redirect, request
 from werkzeug.wrappers import Response
@@ -173,10 +174,104 @@ def refuse_cross_site() -> None:
     if site is not None and site not in ("same-origin", "none"):
         raise Forbidden(f"Sec-Fetch-Site: {site}")
     origin = request.headers.get("Origin")
-    if site is None and origin and origin != "null":
+    if origin == "null":
+        # An opaque origin (sandboxed frame, data: page, file:): never one of our pages.
+        raise Forbidden("Origin: null")
+    if site is None and origin:
         host = origin.split("://", 1)[-1]
         if host != request.host:
             raise Forbidden(f"Origin {origin} is not {request.host}")
+
+
+class UnsupportedMediaType(SimulatorError):
+    """415: a control-API body that is not JSON (what an HTML form can send cross-site)."""
+
+    status = 415
+    wire_text = "Unsupported media type"
+
+    def body(self) -> dict[str, Any]:
+        """The error and what to send instead."""
+        return {"error": self.wire_text, "detail": self.detail}
+
+
+def refuse_non_json_body() -> None:
+    """Before each request: a control route reads its body as JSON only if it says it is JSON."""
+    if (
+        request.method not in BODY_METHODS
+        or _is_open(request.path)
+        or request.url_rule is None  # no such route: its 404/405 says more
+        or request.is_json
+        or not request.get_data(cache=True)
+    ):
+        return
+    raise UnsupportedMediaType(
+        f"Content-Type {request.mimetype or '(none)'}: send the body as application/json"
+    )
+
+
+class HostNotAllowed(SimulatorError):
+    """403: the Host header names a site this simulator does not serve (DNS rebinding)."""
+
+    status = 403
+    wire_text = "Host not allowed"
+
+    def body(self) -> dict[str, Any]:
+        """The error and how to serve that name on purpose."""
+        return {"error": self.wire_text, "detail": self.detail}
+
+
+ALLOWED_HOSTS = "planfix_simulator.allowed_hosts"
+_NOT_IN_HOST = frozenset("/?#@\\ \t")
+
+
+def host_name(host: str) -> str | None:
+    """The name in a Host value, lower case, without port or IPv6 brackets; None if malformed."""
+    if not host or _NOT_IN_HOST.intersection(host):
+        return None
+    try:
+        parts = urlsplit("//" + host)
+        _ = parts.port  # a port that is not a number raises
+    except ValueError:
+        return None
+    return parts.hostname or None
+
+
+def allowed_hosts(base_url: str, extra: Sequence[str]) -> frozenset[str]:
+    """The names the simulator answers to besides loopback: base_url's host and `extra`."""
+    names = {urlsplit(base_url).hostname or ""} if base_url else set()
+    names.update(host_name(h) or "" if h != "*" else "*" for h in extra)
+    names.discard("")
+    return frozenset(names)
+
+
+def is_allowed_host(name: str, allowed: frozenset[str]) -> bool:
+    """Whether the simulator answers to `name`: loopback, a listed name, or anything with "*"."""
+    if name == "localhost" or name in allowed or "*" in allowed:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback  # any 127.x, ::1
+    except ValueError:
+        return False
+
+
+def refuse_foreign_host() -> None:
+    """Before each request: pages, control API and events answer only their own names."""
+    # A page on evil.test whose name is re-bound to 127.0.0.1 is "same-origin" with its own
+    # requests here: only the Host header still says which site the browser thinks it is on.
+    # Integrations (open paths) are called by any name a container network gives us.
+    raw = request.environ.get("HTTP_HOST")
+    if raw is None or _is_open(request.path):
+        return  # no Host (HTTP/1.0): no browser sends that
+    allowed: frozenset[str] = current_app.extensions.get(ALLOWED_HOSTS, frozenset())
+    name = host_name(raw)
+    if name is not None and is_allowed_host(name, allowed):
+        return
+    shown = raw[:100]
+    hint = name or "NAME"
+    raise HostNotAllowed(
+        f"Host {shown!r} is not a name this simulator serves; to serve it, start it with "
+        f"--allowed-host {hint} (or SIMULATOR_ALLOWED_HOSTS / allowed_hosts)"
+    )
 
 
 def _matches(given: str | None, expected: str) -> bool:
@@ -268,11 +363,15 @@ def _give_back_on_error(error: BaseException | None) -> None:
 
 
 def register(app: Flask) -> None:
-    """Install the body-limit, admin-token, cross-site and long-request guards on `app`."""
+    """Install the host, body-limit, admin-token, cross-site, JSON and long-request guards."""
+    settings = runtime(app).settings
+    app.extensions[ALLOWED_HOSTS] = allowed_hosts(settings.base_url, settings.allowed_hosts)
+    app.before_request(refuse_foreign_host)
     app.before_request(refuse_oversized_stream)
     app.before_request(require_admin)
     app.before_request(refuse_cross_site)
     app.after_request(mask_response)
+    app.before_request(refuse_non_json_body)
     capacity = long_request_capacity(os.environ)
     if capacity is not None:
         app.extensions[LONG_SLOTS] = LongRequestSlots(

@@ -89,6 +89,7 @@ class ServeOptions:
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
     bare: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -99,6 +100,15 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def served_hosts(options: ServeOptions, configured: Iterable[str]) -> list[str]:
+    """Names the workers answer besides loopback: configured, --allowed-host, the bound address."""
+    names = [*configured, *options.allowed_hosts]
+    # A wildcard address is no name a browser should use (0.0.0.0 reaches us on some systems).
+    if options.host not in ("0.0.0.0", "::", ""):  # noqa: S104
+        names.append(f"[{options.host}]" if ":" in options.host else options.host)
+    return list(dict.fromkeys(names))
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -128,6 +138,9 @@ def serve(options: ServeOptions) -> int:
         env["SIMULATOR_ADMIN_TOKEN"] = options.admin_token
     try:
         settings = load_settings(config_file=env.get("SIMULATOR_CONFIG") or None)
+        served_names = served_hosts(options, settings.allowed_hosts)
+        # Checked here: a name the workers would refuse must stop the start, not each worker.
+        load_settings({"allowed_hosts": served_names}, environ={})
     except ConfigError as exc:
         print(f"planfix-sim: {exc}", file=sys.stderr)
         return 2
@@ -144,6 +157,8 @@ def serve(options: ServeOptions) -> int:
     shown_host = f"[{self_host}]" if ":" in self_host else self_host
     base_url = settings.base_url or f"http://{shown_host}:{port}"
     env["SIMULATOR_BASE_URL"] = base_url
+    if served_names:
+        env["SIMULATOR_ALLOWED_HOSTS"] = ",".join(served_names)
 
     temp_dir = None
     db_path = options.db or os.environ.get("SIMULATOR_DB", "")
@@ -222,6 +237,8 @@ def _banner(options: ServeOptions, base: str, db_path: str, *, temporary: bool) 
             store.close()
     print(f"  database: {db_path}" + (" (temporary)" if temporary else ""))
     print(f"  server: {options.server}, {options.workers} worker(s) x {options.threads} threads")
+    names = os.environ.get("SIMULATOR_ALLOWED_HOSTS", "")
+    print(f"  pages and control API answer: loopback names{', ' + names if names else ''}")
     if options.admin_token or os.environ.get("SIMULATOR_ADMIN_TOKEN"):
         print("  control API and UI need the admin token")
     if not is_loopback(options.host):
@@ -395,4 +412,5 @@ def options_from(args: Any, environ: Mapping[str, str] | None = None) -> ServeOp
         workers=getattr(args, "workers", None) or DEFAULT_WORKERS,
         threads=getattr(args, "threads", None) or DEFAULT_THREADS,
         bare=bool(getattr(args, "bare", False)),
+        allowed_hosts=tuple(getattr(args, "allowed_host", None) or ()),
     )

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "max_body_bytes": 1_048_576,
     "base_url": "",
     "admin_token": "",
+    "allowed_hosts": [],
     "fake_chat_reports_status": True,
     "employees": [
         {
@@ -48,11 +49,30 @@ DEFAULTS: dict[str, Any] = {
     ],
 }
 
+# Where the simulator may send a form: an http(s) URL with a host (no file:, gopher:, ...).
+_HTTP_URL = r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]*[^/?#\s:@]"
+HTTP_URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{_HTTP_URL}",
+    "description": "an http:// or https:// URL with a host",
+}
+# An integration's URL may also start with {base_url}: the simulator itself (its fake chat).
+INTEGRATION_URL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^(?:{_HTTP_URL}|\\{{base_url\\}}(?:[/?#]|$))",
+    "description": "an http:// or https:// URL with a host, or one starting with {base_url}/",
+}
+# A name or address the simulator answers to (a Host header without the port); "*": any.
+ALLOWED_HOST_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^(?:\*|[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])$",
+}
+
 _INTEGRATION_PROPERTIES: dict[str, Any] = {
     "name": {"type": "string", "minLength": 1},
     "planfix_token": {"type": "string", "minLength": 1},
     "token": {"type": "string", "minLength": 1},
-    "url": {"type": "string", "minLength": 1},
+    "url": INTEGRATION_URL_SCHEMA,
     "profile": {"enum": list(PROFILES)},
     "strict": {"type": "boolean"},
     "task_fields": {"type": "array", "items": {"type": "string", "minLength": 1}},
@@ -111,6 +131,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "max_body_bytes": {"type": "integer", "minimum": 1024},
         "base_url": {"type": "string"},
         "admin_token": {"type": "string"},
+        "allowed_hosts": {"type": "array", "items": ALLOWED_HOST_SCHEMA},
         "fake_chat_reports_status": {"type": "boolean"},
         "employees": {"type": "array", "items": EMPLOYEE_SCHEMA},
         "integrations": {
@@ -139,6 +160,7 @@ class Settings:
     fake_chat_reports_status: bool
     journal_entry_bytes: int = 65_536
     journal_bytes: int = 67_108_864
+    allowed_hosts: tuple[str, ...] = ()
     employees: tuple[Employee, ...] = ()
     integrations: tuple[Integration, ...] = field(default=())
 
@@ -255,6 +277,10 @@ def load_settings(
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None:
             merged[name] = _env_value(name, raw)
+    raw_hosts = env.get(f"{ENV_PREFIX}ALLOWED_HOSTS")
+    if raw_hosts is not None:
+        # Comma-separated, as the list settings of other servers' environments are.
+        merged["allowed_hosts"] = [h.strip() for h in raw_hosts.split(",") if h.strip()]
     if overrides:
         merged.update(overrides)
     validate(Located(merged, "settings"), CONFIG_SCHEMA)
@@ -275,6 +301,7 @@ def load_settings(
         base_url=merged["base_url"].rstrip("/"),
         admin_token=merged["admin_token"],
         fake_chat_reports_status=merged["fake_chat_reports_status"],
+        allowed_hosts=tuple(merged["allowed_hosts"]),
         employees=tuple(
             Employee(0, e["email"], e["name"], e.get("last_name", ""), e.get("ico", ""))
             for e in merged["employees"]

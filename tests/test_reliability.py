@@ -397,7 +397,7 @@ def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Repor
             clients = []
             for _ in range(per_cycle):
                 sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
-                sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 assert sock.recv(64).startswith(b"HTTP/1.1 200")
                 clients.append(sock)
             busy = open_streams()

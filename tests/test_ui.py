@@ -91,6 +91,8 @@ def test_the_asset_route_serves_only_its_named_files(client: FlaskClient, name: 
     assert client.get(f"/ui/{name}").status_code == 404
 
 
+# sim.test is a name given to the simulator on purpose (as --allowed-host does).
+@pytest.mark.parametrize("app_config", [{"allowed_hosts": ["sim.test"]}])
 def test_the_first_page_says_in_one_line_where_to_point_an_integration(
     client: FlaskClient,
 ) -> None:
@@ -106,7 +108,9 @@ def test_the_first_page_says_in_one_line_where_to_point_an_integration(
 
 @pytest.mark.parametrize("path", PAGES)
 def test_integration_values_are_escaped_in_pages(client: FlaskClient, path: str) -> None:
-    created = client.post("/api/v1/integrations", json={"name": HOSTILE, "url": HOSTILE})
+    # URLs must be http(s): the hostile text rides in the path.
+    hostile_url = "http://x.test/" + HOSTILE
+    created = client.post("/api/v1/integrations", json={"name": HOSTILE, "url": hostile_url})
     assert created.status_code == 201
     page = client.get(path).get_data(as_text=True)
     assert HOSTILE not in page
