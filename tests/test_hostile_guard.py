@@ -288,11 +288,17 @@ def _url_call(client: FlaskClient, where: str, url: str) -> Any:
 WHERE = ["new integration", "changed integration", "customer message", "customer command"]
 
 
-@pytest.mark.parametrize("where", WHERE)
-@pytest.mark.parametrize("url", NOT_HTTP)
+# planfix_url takes no {base_url} placeholder, so those URLs are only tried on integrations.
+URL_CASES = [
+    (where, url)
+    for where in WHERE
+    for url in NOT_HTTP
+    if not (where.startswith("customer") and url.startswith("{base_url}"))
+]
+
+
+@pytest.mark.parametrize(("where", "url"), URL_CASES)
 def test_urls_that_are_not_http_are_refused(client: FlaskClient, where: str, url: str) -> None:
-    if where.startswith("customer") and url.startswith("{base_url}"):
-        pytest.skip("planfix_url takes no {base_url} placeholder")
     response = _url_call(client, where, url)
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "url" in response.get_json()["detail"]
