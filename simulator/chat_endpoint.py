@@ -51,11 +51,10 @@ from simulator.domain import (
 from simulator.errors import BadRequest, InvalidParameters, InvalidToken
 from simulator.records import FakeChat, InboxItem
 from simulator.store import ExchangeRecord, Store
-from simulator.wire import ORIGIN_HEADER, parse_body, request_headers
+from simulator.wire import ORIGIN_HEADER, WEBHOOK_PATH, parse_body, request_headers
 
 log = logging.getLogger("simulator.fake_chat")
 
-WEBHOOK_PATH = "/fake-chat/webhook"
 SERVICE = "fake_chat_reporter"
 STATUS_SEQUENCE = ("sent", "read")
 SEND_TIMEOUT = 30.0
