@@ -18,7 +18,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from simulator import control_api, planfix_api
 from simulator.context import EXTENSION, Runtime, runtime
-from simulator.errors import InternalError, PayloadTooLarge, SimulatorError, error_response
+from simulator.errors import (
+    InternalError,
+    MalformedRequest,
+    PayloadTooLarge,
+    SimulatorError,
+    error_response,
+)
 from simulator.settings import load_settings
 from simulator.store import Store
 
@@ -122,6 +128,11 @@ def _register_error_handlers(app: Flask) -> None:
     def simulator_error(error: SimulatorError) -> BaseResponse:
         g.planfix_error = error.detail
         return error_response(error)
+
+    @app.errorhandler(MalformedRequest)
+    def malformed(error: MalformedRequest) -> BaseResponse:
+        # A broken body or JSON nested too deeply, wherever it was read: the route's own 400.
+        return simulator_error(planfix_api.route_error(error, request.path))
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> BaseResponse:

@@ -53,11 +53,10 @@ from simulator.errors import BadRequest, InvalidParameters, InvalidToken
 from simulator.records import FakeChat, InboxItem
 from simulator.settings import HTTP_URL_SCHEMA
 from simulator.store import ExchangeRecord, Store
-from simulator.wire import ORIGIN_HEADER, parse_body, request_headers
+from simulator.wire import ORIGIN_HEADER, WEBHOOK_PATH, parse_body, request_headers
 
 log = logging.getLogger("simulator.fake_chat")
 
-WEBHOOK_PATH = "/fake-chat/webhook"
 SERVICE = "fake_chat_reporter"
 STATUS_SEQUENCE = ("sent", "read")
 SEND_TIMEOUT = 30.0

@@ -27,6 +27,10 @@ class InvalidParameters(SimulatorError):
     """400 `{"error": "Invalid parameters"}`: a required field missing, empty or malformed."""
 
 
+class MalformedRequest(InvalidParameters):
+    """400: a request no route can read (a broken body, a bad method or path); see `route_error`."""
+
+
 class InvalidToken(SimulatorError):
     """401 `{"error": "Invalid token"}`: the token is missing or matches no integration."""
 

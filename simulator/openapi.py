@@ -27,6 +27,12 @@ def _json_response(description: str, schema: dict[str, Any] | None = None) -> di
     return {"description": description, "content": {JSON: {"schema": schema or {}}}}
 
 
+MALFORMED = (
+    "Malformed request: a control character in the path, a method outside RFC 9110's token "
+    "grammar, a body that cannot be read (a broken chunk) or JSON nested too deeply"
+)
+
+
 def _error(description: str) -> dict[str, Any]:
     return _json_response(description, _ref("Error"))
 
@@ -418,6 +424,10 @@ def build_spec() -> dict[str, Any]:
     }
     for path in LIST_PATHS:
         _add_paging(paths[path]["get"])
+    # Any route refuses a request it cannot read, before routing or in the body read.
+    for operations in paths.values():
+        for op in operations.values():
+            op["responses"].setdefault("400", _error(MALFORMED))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -35,16 +35,27 @@ from simulator.domain import (
     strict_check,
 )
 from simulator.errors import (
+    BadRequest,
     InternalError,
     InvalidParameters,
     InvalidToken,
+    MalformedRequest,
     MethodNotAllowed,
     SimulatorError,
     StorageUnavailable,
     error_response,
 )
 from simulator.store import ExchangeRecord
-from simulator.wire import ORIGIN_HEADER, header, read_form, request_headers
+from simulator.wire import (
+    ORIGIN_HEADER,
+    WEBHOOK_PATH,
+    guard_input,
+    header,
+    malformed_request_line,
+    read_form,
+    request_headers,
+    safe_method,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -54,6 +65,8 @@ if TYPE_CHECKING:
 API_PATHS = ("/webchat/api", "/chat/api")
 # Commands that change nothing but the journal: answerable while the disk takes no writes.
 READ_ONLY_COMMANDS = frozenset({"getTask", "getContact"})
+# Paths that answer bad input as Planfix does; the control API and pages answer its own way.
+WIRE_PATHS = (*API_PATHS, WEBHOOK_PATH)
 
 log = logging.getLogger("simulator")
 
@@ -97,6 +110,11 @@ def answer(outcome: account.Outcome, profile: Profile) -> tuple[Response, list[N
     return Response(b"", status=200, content_type="text/plain; charset=utf-8"), notes
 
 
+def route_error(error: MalformedRequest, path: str) -> SimulatorError:
+    """A malformed request's 400 in `path`'s own shape: the wire body, or the control API's."""
+    return error if path in WIRE_PATHS else BadRequest(error.detail)
+
+
 def _json(body: object) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status=200, mimetype="application/json")
 
@@ -120,7 +138,13 @@ class PlanfixApi:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve `/webchat/api` and `/chat/api`; hand anything else to the Flask app."""
-        if environ.get("PATH_INFO") not in API_PATHS:
+        # Every route reads its body through the guard: a broken body is its 400, not a 500.
+        guard_input(environ)
+        path = environ.get("PATH_INFO", "")
+        if path not in API_PATHS:
+            malformed = malformed_request_line(environ)
+            if malformed is not None:  # never routed: a line break would reach a Location
+                return error_response(route_error(malformed, path))(environ, start_response)
             return self.inner(environ, start_response)
         response = self.respond(environ)
         if response.is_streamed or environ["REQUEST_METHOD"] == "HEAD":
@@ -216,6 +240,12 @@ class PlanfixApi:
     def _precheck(self, environ: WSGIEnvironment, seen: _Seen) -> None:
         """Steps 1 to 4, before the store: method, size, body (decoding), cmd."""
         method = environ["REQUEST_METHOD"]
+        malformed = malformed_request_line(environ)
+        if malformed is not None:
+            seen.notes.append(
+                Note("bad-method", "not an HTTP token (RFC 9110): journaled with bytes %-escaped")
+            )
+            raise malformed
         if method != "POST":
             raise MethodNotAllowed(f"{method} is not allowed; use POST")
         form, notes = read_form(environ, self.rt.settings.max_body_bytes)
@@ -281,7 +311,7 @@ class PlanfixApi:
             ExchangeRecord(
                 direction="to_planfix",
                 party="planfix",
-                method=environ["REQUEST_METHOD"],
+                method=safe_method(environ["REQUEST_METHOD"]),
                 url=environ["PATH_INFO"] + (f"?{query}" if query else ""),
                 cmd=seen.cmd,
                 chat_id=seen.form.get("chatId") or "",

@@ -1,8 +1,11 @@
-"""Shared fixtures: a fresh app (and store) per test, a test client, and a live server."""
+"""Shared fixtures: a fresh app (and store) per test, a test client, a live server, Chromium."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,6 +21,16 @@ Report = Callable[[str], None]
 _REPORT = pytest.StashKey[list[str]]()
 PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"
 CHAT_TOKEN = "202cb962ac59075b964b07152d234b70"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -89,3 +102,32 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("what the tests counted")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests must run in CI: {reason}")
+    pytest.skip(reason)
+
+
+def sync_playwright_or_fail() -> Any:
+    """Playwright's entry point; a declared test dependency, so missing it fails, CI or not."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is not installed: pip install -e '.[test]'")
+    return sync_playwright
+
+
+# Here, not in one browser test module: Playwright's sync API runs once per thread, so every
+# module that drives Chromium shares this one session-wide instance.
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (Playwright's sync API)."""
+    sync_playwright = sync_playwright_or_fail()
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

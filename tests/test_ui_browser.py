@@ -6,7 +6,6 @@ dependency) fails the run; a missing browser fails it in CI (env CI set) and ski
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -19,50 +18,15 @@ import yaml
 
 from simulator.client import post_form, request_json
 from simulator.server import LiveServer
-from tests.conftest import PLANFIX_TOKEN
+
+# CHROMIUM and CHROMIUM_ARGS stay importable from here (make_screenshots.py uses them).
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, PLANFIX_TOKEN  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 10_000
 XSS = "<img src=x onerror=alert(1)><script>alert(2)</script>\"'><svg onload=alert(3)>"
 JS_URL = "javascript:alert(4)"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"browser tests must run in CI: {reason}")
-    pytest.skip(reason)
-
-
-def sync_playwright_or_fail() -> Any:
-    """Playwright's entry point; a declared test dependency, so missing it fails, CI or not."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is not installed: pip install -e '.[test]'")
-    return sync_playwright
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (Playwright's sync API)."""
-    sync_playwright = sync_playwright_or_fail()
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -165,15 +165,29 @@
     );
   }
 
-  // POSIX single-quote escaping: the shell sees every byte literally.
+  // POSIX single-quote escaping (an embedded quote as '\''): the shell sees every byte literally.
   const sq = (text) => "'" + String(text).split("'").join("'\\''") + "'";
 
+  // A form name or value as application/x-www-form-urlencoded sends it (brackets kept readable).
+  const formEncode = (text) =>
+    encodeURIComponent(text).replace(/%20/g, "+").replace(/%5B/gi, "[").replace(/%5D/gi, "]");
+
   function curlOf(entry) {
-    // The Planfix face journals its own path; curl needs the whole URL.
+    // The Planfix face journals its own path; curl needs the whole URL. --url, so that no URL
+    // is ever read as an option.
     const url = String(entry.url || "").startsWith("/") ? Sim.baseUrl + entry.url : entry.url;
-    const lines = [`curl -sS -X ${entry.method || "POST"} ${sq(url)}`];
-    for (const [key, value] of entry.form || []) lines.push(`  --data-urlencode ${sq(`${key}=${value}`)}`);
-    return lines.join(" \\\n");
+    // Every value is quoted; only the fixed option names stay bare.
+    const lines = [`curl -sS -X ${sq(entry.method || "POST")} --url ${sq(url)}`];
+    for (const [key, value] of entry.form || []) {
+      // curl encodes only what follows the first '='; the name goes encoded already, so an '@'
+      // in it can never make curl read a file. Where --data-urlencode cannot say it (an empty
+      // name, a NUL no shell argument holds), the pair goes pre-encoded as --data-raw.
+      const raw = key === "" || key.includes("\0") || value.includes("\0");
+      lines.push(
+        raw ? `--data-raw ${sq(`${formEncode(key)}=${formEncode(value)}`)}` : `--data-urlencode ${sq(`${formEncode(key)}=${value}`)}`,
+      );
+    }
+    return lines.join(" \\\n  ");
   }
 
   $("copy-curl").addEventListener("click", async () => {
