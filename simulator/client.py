@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
 if TYPE_CHECKING:
     from simulator.control_client import ControlClient, ControlError, Fault, WaitTimeout
@@ -89,19 +89,18 @@ def send(
     if not target.isascii():
         # What browsers do with a non-ASCII path or query: UTF-8 percent-escapes.
         target = quote(target, safe="/?&=%:@!$'()*+,;~[]-._")
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     all_headers = {"User-Agent": USER_AGENT, "Connection": "close", **(headers or {})}
     started = time.perf_counter()
 
     def elapsed() -> float:
         return (time.perf_counter() - started) * 1000
 
+    try:
+        # Built inside the try: a port that is not a number, or a host with characters no
+        # request line can carry, is a failure to report like any other, not a crash.
+        conn = _connection(parts, timeout)
+    except (ValueError, http.client.HTTPException) as exc:
+        return Answer(None, error=f"network: bad URL: {exc}")
     try:
         conn.request(method, target, body=body or None, headers=all_headers)
         response = conn.getresponse()
@@ -122,10 +121,20 @@ def send(
         return Answer(None, duration_ms=elapsed(), error=f"reset: {exc or 'connection dropped'}")
     except (OSError, http.client.HTTPException) as exc:
         return Answer(None, duration_ms=elapsed(), error=f"network: {exc}")
-    except UnicodeError as exc:  # e.g. a host name that is not valid IDNA
+    except (UnicodeError, ValueError) as exc:  # e.g. a host name that is not valid IDNA
         return Answer(None, duration_ms=elapsed(), error=f"network: bad URL: {exc}")
     finally:
         conn.close()
+
+
+def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnection:
+    """A connection to the URL's host and port (not yet opened)."""
+    host = parts.hostname or ""
+    if parts.scheme == "https":
+        return http.client.HTTPSConnection(
+            host, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    return http.client.HTTPConnection(host, parts.port, timeout=timeout)
 
 
 def post_form(

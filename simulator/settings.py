@@ -50,16 +50,20 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Where the simulator may send a form: an http(s) URL with a host (no file:, gopher:, ...).
-_HTTP_URL = r"[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]*[^/?#\s:@]"
+# The host part in ASCII (braces: a scenario may template it); the rest anything printable: no
+# white space, control characters or lone surrogates, which no HTTP request line can carry.
+_AUTHORITY = r"[A-Za-z0-9._~%!$&'()*+,;=:@\[\]{}-]*[A-Za-z0-9._~%!$&'()*+,;=\[\]{}-]"
+_REST = r"(?:[/?#][^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]*)?"
+_HTTP_URL = rf"[Hh][Tt][Tt][Pp][Ss]?://{_AUTHORITY}{_REST}"
 HTTP_URL_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "pattern": f"^{_HTTP_URL}",
+    "pattern": f"^{_HTTP_URL}$",
     "description": "an http:// or https:// URL with a host",
 }
 # An integration's URL may also start with {base_url}: the simulator itself (its fake chat).
 INTEGRATION_URL_SCHEMA: dict[str, Any] = {
     "type": "string",
-    "pattern": f"^(?:{_HTTP_URL}|\\{{base_url\\}}(?:[/?#]|$))",
+    "pattern": f"^(?:{_HTTP_URL}|\\{{base_url\\}}{_REST})$",
     "description": "an http:// or https:// URL with a host, or one starting with {base_url}/",
 }
 # A name or address the simulator answers to (a Host header without the port); "*": any.

@@ -199,10 +199,11 @@ def test_status_reports_can_be_switched_off(live_server: LiveServer) -> None:
 
 
 def test_customer_message_form_has_every_field_in_order(live_server: LiveServer) -> None:
+    # ?reveal=1: the answer's form shows the token as sent (masked otherwise, like every answer).
     sent = api(
         live_server,
         "POST",
-        "/api/v1/chat/messages",
+        "/api/v1/chat/messages?reveal=1",
         {
             "integration": "default",
             "providerId": "superchat",
@@ -253,7 +254,10 @@ def test_customer_commands_reach_planfix(live_server: LiveServer) -> None:
     )
     [task] = api(live_server, "GET", "/api/v1/tasks")
 
-    got = api(live_server, "POST", "/api/v1/chat/commands", {"cmd": "getTask", "chatId": "c-4"})
+    # ?reveal=1: the form as sent, token included (answers mask it otherwise).
+    got = api(
+        live_server, "POST", "/api/v1/chat/commands?reveal=1", {"cmd": "getTask", "chatId": "c-4"}
+    )
     missing = api(live_server, "POST", "/api/v1/chat/commands", {"cmd": "getTask", "chatId": "x"})
     bad_token = api(
         live_server,

@@ -234,3 +234,18 @@ def test_out_of_range_filters_are_refused_not_crashed(control: ControlClient) ->
     with pytest.raises(ControlError) as waited:
         control.wait(since=10**20, timeout=0)
     assert waited.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.test:port/",  # a port that is not a number
+        "http://\udb3b.test/",  # a lone surrogate: no IDNA form
+        "https://L<\x15Iom/",  # a control character in the host
+        "http://example.test/\x0e",  # a control character in the path
+    ],
+)
+def test_a_url_no_request_can_carry_is_a_failure_value_not_an_exception(url: str) -> None:
+    answer = send("GET", url, timeout=1)
+    assert answer.status is None
+    assert answer.error.startswith("network: ")

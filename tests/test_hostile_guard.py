@@ -265,6 +265,11 @@ NOT_HTTP = [
     "http:///path",
     "example.test/hook",
     "{base_url}x",
+    # Characters no request line can carry (once answered with a 500 by the HTTP client).
+    "htTPS://L<\x15Iom~BT{=Qx)3",
+    "http://example.test/\x0e",
+    "http://example.test/a b",
+    "http://\udb3b\udc15.test/",
 ]
 HTTP = [
     "http://127.0.0.1:9/hook",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import schemathesis
+import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from simulator.openapi import build_spec
+from simulator.scenarios.loader import ScenarioLoader
 from simulator.server import LiveServer
 
 # The document the server serves is built by this function; loading it here lets pytest
@@ -15,6 +19,12 @@ schema = schemathesis.openapi.from_dict(build_spec()).exclude(
     # An endless event stream and a long poll: covered by their own tests, not by fuzzing.
     path_regex=r"^/api/v1/(events|wait)$",
 )
+
+
+@schemathesis.deserializer("application/yaml")
+def scenario_yaml(ctx: schemathesis.DeserializationContext, response: Any) -> Any:
+    """The export is a scenario file: its `!literal` tag is read the way scenarios read it."""
+    return yaml.load(response.content, Loader=ScenarioLoader)  # noqa: S506 (a safe loader)
 
 
 # No server errors, and answers (status, content type, headers, body) as documented. Whether a
