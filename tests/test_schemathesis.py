@@ -8,6 +8,7 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
+from schemathesis.core import media_types
 
 from simulator.openapi import build_spec
 from simulator.scenarios.loader import ScenarioLoader
@@ -21,7 +22,8 @@ schema = schemathesis.openapi.from_dict(build_spec()).exclude(
 )
 
 
-@schemathesis.deserializer("application/yaml")
+# Every YAML media type: Schemathesis picks the first deserializer of the family that matches.
+@schemathesis.deserializer(*media_types.YAML_MEDIA_TYPES)
 def scenario_yaml(ctx: schemathesis.DeserializationContext, response: Any) -> Any:
     """The export is a scenario file: its `!literal` tag is read the way scenarios read it."""
     return yaml.load(response.content, Loader=ScenarioLoader)  # noqa: S506 (a safe loader)
