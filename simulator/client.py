@@ -56,7 +56,7 @@ class Answer:
 
     def json(self) -> Any:
         """The body parsed as JSON; ValueError when it is not JSON."""
-        return json.loads(self.body.decode("utf-8"))
+        return parse_json(self.body.decode("utf-8"))
 
     def json_or_none(self) -> Any:
         """The body parsed as JSON, or None when it is empty or not JSON."""
@@ -135,6 +135,14 @@ def _connection(parts: SplitResult, timeout: float) -> http.client.HTTPConnectio
             host, parts.port, timeout=timeout, context=ssl.create_default_context()
         )
     return http.client.HTTPConnection(host, parts.port, timeout=timeout)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON another party sent; ValueError when it is not JSON or nests past the parser's limit."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply to read") from exc
 
 
 def post_form(

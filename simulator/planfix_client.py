@@ -6,12 +6,11 @@ the wire names (`chatId`, `planfix_token`, …) appear only where the form is bu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.client import Answer, post_form
+from simulator.client import Answer, parse_json, post_form
 
 Pairs = list[tuple[str, str]]
 AttachmentLike = tuple[str, str] | Mapping[str, str]
@@ -115,7 +114,7 @@ def decode_answer(cmd: str, form: Sequence[tuple[str, str]], answer: Answer) -> 
         if isinstance(data, str):
             # Observed in the wild: `data` is a JSON document inside a string.
             try:
-                data = json.loads(data)
+                data = parse_json(data)
                 notes.append("data was a JSON string")
             except ValueError:
                 notes.append("data is a string that is not JSON")

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from simulator.client import (
+    Answer,
     ControlClient,
     ControlError,
     Fault,
@@ -249,3 +250,12 @@ def test_a_url_no_request_can_carry_is_a_failure_value_not_an_exception(url: str
     answer = send("GET", url, timeout=1)
     assert answer.status is None
     assert answer.error.startswith("network: ")
+
+
+DEEP = "[" * 50_000 + "]" * 50_000
+
+
+def test_an_answer_nested_past_the_parsers_limit_is_not_json_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        Answer(200, DEEP.encode()).json()
+    assert Answer(200, DEEP.encode()).json_or_none() is None

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from simulator.client import post_form, request_json
+from simulator.client import Answer, post_form, request_json
 from simulator.context import runtime
-from simulator.delivery import retry_at
+from simulator.delivery import check_answer, retry_at
 from simulator.domain import Retry
 from simulator.server import LiveServer
 from tests.chat_stub import (
@@ -536,3 +536,10 @@ def test_retry_schedule_is_planfix_automation_scaled(
 
 def test_no_retry_when_the_policy_is_off() -> None:
     assert retry_at(Retry(), 1, now=0.0) is None
+
+
+def test_an_integration_answer_nested_past_the_parsers_limit_fails_the_delivery() -> None:
+    deep = ("[" * 50_000 + "]" * 50_000).encode()
+    verdict = check_answer("reply", "chat-1", Answer(200, deep, {}, 1.0))
+    assert verdict.delivered is False
+    assert "not JSON" in verdict.note

@@ -17,7 +17,6 @@ header comment is escaped onto its one line.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from simulator.client import parse_json
 from simulator.domain import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integration
 from simulator.records import JournalEntry
 from simulator.scenarios.templating import LITERAL_TAG, Literal, is_template
@@ -120,7 +120,7 @@ def _expect(status: int | None, body: str, assigned: Sequence[str] = ()) -> dict
         expect["empty"] = True
         return expect
     try:
-        parsed = json.loads(body)
+        parsed = parse_json(body)
     except ValueError:
         expect["text"] = body
         return expect
@@ -237,7 +237,7 @@ def _started(entry: JournalEntry) -> tuple[datetime, int]:
 
 def _json_or_none(text: str) -> Any:
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError:
         return None
 
