@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from simulator import __version__, serving
+from simulator import __version__
+from simulator.serving import production as serving
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the simulator until Ctrl-C or SIGTERM (the server itself: simulator/serving.py)."""
+    """Run the simulator until Ctrl-C or SIGTERM (the server: simulator/serving/production.py)."""
     return serving.serve(serving.options_from(args))
 
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     from simulator.scenarios.command import add_subcommands as add_scenario_commands
 
     add_scenario_commands(sub)
-    from simulator.fuzz import add_parser as add_fuzz_command
+    from simulator.testing.fuzz import add_parser as add_fuzz_command
 
     add_fuzz_command(sub)
     return parser

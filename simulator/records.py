@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from simulator.domain import Attachment
+from simulator.contract import Attachment
 
 
 @dataclass(frozen=True)

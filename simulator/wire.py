@@ -14,7 +14,7 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 from werkzeug.wsgi import get_content_length
 
-from simulator.domain import Form, Note
+from simulator.contract import Form, Note
 from simulator.errors import InvalidParameters, MalformedRequest, PayloadTooLarge
 
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")

@@ -20,9 +20,9 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from simulator.client import request_json
-from simulator.context import runtime
-from simulator.server import LiveServer
+from simulator.clients.http import request_json
+from simulator.runtime import runtime
+from simulator.serving.live import LiveServer
 
 T = TypeVar("T")
 

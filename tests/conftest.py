@@ -11,10 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from simulator.app import close_app, create_app
-from simulator.context import runtime
-from simulator.server import LiveServer
-from simulator.store import Store
+from simulator.runtime import runtime
+from simulator.serving.live import LiveServer
+from simulator.store.db import Store
+from simulator.web.app import close_app, create_app
 from tests.chat_stub import IntegrationStub, stub_server
 
 Report = Callable[[str], None]

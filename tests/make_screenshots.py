@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulator.client import request_json
-from simulator.server import LiveServer
-from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
+from simulator.clients.http import request_json
+from simulator.serving.live import LiveServer
+from tests.web.test_pages_browser import CHROMIUM, CHROMIUM_ARGS
 
 OUT = Path(__file__).resolve().parent / "screenshots"
 ARGS = [*CHROMIUM_ARGS, "--hide-scrollbars"]

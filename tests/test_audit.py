@@ -13,17 +13,17 @@ import requests
 import yaml
 from flask.testing import FlaskClient
 
-from simulator.app import close_app, create_app
-from simulator.client import Answer, encode_form
-from simulator.delivery import check_answer
-from simulator.domain import Integration
+from simulator.clients.http import Answer, encode_form
+from simulator.contract import Integration
+from simulator.planfix.delivery import check_answer
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
-from simulator.server import LiveServer
-from simulator.store import Store
+from simulator.serving.live import LiveServer
+from simulator.store.db import Store
+from simulator.web.app import close_app, create_app
 from tests.conftest import PLANFIX_TOKEN
+from tests.planfix.test_chat_api import INVALID, post
 from tests.served import Served
-from tests.test_planfix_api import INVALID, post
 
 
 def run_scenario(server: LiveServer, tmp_path: Path, text: str) -> ScenarioResult:
@@ -373,7 +373,7 @@ def test_a_crash_outside_testing_mode_answers_json_500_and_is_journaled(
 
     app = create_app({"testing": False})
     try:
-        monkeypatch.setattr("simulator.account.run", crash)
+        monkeypatch.setattr("simulator.planfix.commands.run", crash)
         response = post(app.test_client(), [("cmd", "newMessage"), *NEW_MESSAGE])
         assert response.status_code == 500
         assert response.get_json() == {"error": "Internal error"}

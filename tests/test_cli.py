@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.client import request_json
+from simulator.clients.http import request_json
 from tests.conftest import PLANFIX_TOKEN
-from tests.test_planfix_api import SEED_NEW_MESSAGE
+from tests.planfix.test_chat_api import SEED_NEW_MESSAGE
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.client import Answer, post_form, request_json
+from simulator.clients.http import Answer, post_form, request_json
 from simulator.faults import decide, new_plan
-from simulator.server import LiveServer
+from simulator.serving.live import LiveServer
 from tests.chat_stub import _no_background_errors, api  # noqa: F401 - autouse fixture
 from tests.conftest import PLANFIX_TOKEN
-from tests.test_chat_endpoint import SEED_SAMPLE
+from tests.fakechat.test_endpoint import SEED_SAMPLE
 
 STATUS_BODIES = {
     400: {"error": "Invalid parameters"},

@@ -23,7 +23,7 @@ import requests
 
 from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served, raw_exchange
-from tests.test_ui_browser import expect
+from tests.web.test_pages_browser import expect
 
 pytestmark = pytest.mark.browser
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from simulator.app import close_app, create_app
-from simulator.server import LiveServer
+from simulator.serving.live import LiveServer
+from simulator.web.app import close_app, create_app
 from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served, raw_exchange
 

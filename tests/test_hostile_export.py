@@ -20,12 +20,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from simulator.config.yaml_source import load_documents
 from simulator.errors import ConfigError
 from simulator.records import JournalEntry
 from simulator.scenarios.export import export_scenario
 from simulator.scenarios.loader import ScenarioLoader, check_document, load_file
 from simulator.scenarios.templating import Literal, Renderer
-from simulator.yaml_source import load_documents
 from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served
 

@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from simulator.gthread_worker import request_complete
-from simulator.serving import READ_TIMEOUT_SECONDS, worker_connections
+from simulator.serving.gthread import request_complete
+from simulator.serving.production import READ_TIMEOUT_SECONDS, worker_connections
 from tests.conftest import Report
 from tests.served import Served, get_task, new_message
 

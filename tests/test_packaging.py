@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from simulator.client import send
+from simulator.clients.http import send
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def test_the_installed_wheel_serves_its_pages(wheel: Path, tmp_path: Path) -> No
         timeout=300,
     )
     where = _run(
-        [str(python), "-c", "import simulator.app as a; print(a.templates_dir())"],
+        [str(python), "-c", "import simulator.web.app as a; print(a.templates_dir())"],
         cwd=tmp_path,
         timeout=60,
     ).stdout.strip()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.server import LiveServer
+from simulator.serving.live import LiveServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 pytestmark = pytest.mark.slow

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from simulator.domain import Attachment, Employee
-from simulator.store import Store
-from tests.test_planfix_api import body_of, form, new_message, post
+from simulator.contract import Attachment, Employee
+from simulator.store.db import Store
+from tests.planfix.test_chat_api import body_of, form, new_message, post
 
 
 def test_first_message_creates_task_later_messages_join_it(
@@ -23,7 +23,7 @@ def test_first_message_creates_task_later_messages_join_it(
 
 
 def test_task_and_contact_numbers_start_where_configured() -> None:
-    from simulator.app import close_app, create_app
+    from simulator.web.app import close_app, create_app
 
     app = create_app({"testing": True, "task_number_start": 1014, "contact_number_start": 1058})
     try:

@@ -84,7 +84,7 @@ def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
 
 def run(args: argparse.Namespace) -> int:
     """Check every file, then run every scenario; exit 0 passed, 1 failed, 2 invalid."""
-    from simulator.server import LiveServer  # starts Flask only when running
+    from simulator.serving.live import LiveServer  # starts Flask only when running
 
     # The in-process server's access log would bury the step lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

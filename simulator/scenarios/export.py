@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from simulator.client import parse_json
-from simulator.domain import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integration
+from simulator.clients.http import parse_json
+from simulator.config.settings import FAKE_CHAT_URL, integration_as_dict
+from simulator.contract import ATTACHMENT_NAME, ATTACHMENT_URL, Employee, Integration
 from simulator.records import JournalEntry
 from simulator.scenarios.templating import LITERAL_TAG, Literal, is_template
-from simulator.settings import FAKE_CHAT_URL, integration_as_dict
 
 SCHEMA_URL = "./scenario.schema.json"  # written by `planfix-sim schema > scenario.schema.json`
 # Keys whose numbers Planfix assigns: a fresh simulator numbers differently.

@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from simulator.config.yaml_source import Located, load_documents, validate
 from simulator.errors import ConfigError
 from simulator.scenarios.schema import STEP_KINDS, scenario_schema
 from simulator.scenarios.templating import LITERAL_TAG, Literal
-from simulator.yaml_source import Located, load_documents, validate
 
 SUFFIXES = (".yaml", ".yml")
 STEP_OPTIONS = ("name", "expect", "save", "retry")

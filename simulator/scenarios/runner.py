@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-from simulator import client
+from simulator.clients import http as client
 from simulator.scenarios.loader import Scenario, Step
 from simulator.scenarios.matchers import Mismatch, compare, project
 from simulator.scenarios.templating import Renderer, TemplateFailure

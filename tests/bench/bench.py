@@ -521,7 +521,7 @@ def in_process(requests: int = 5000) -> dict[str, Any]:
     """The simulator's own CPU per answer: its WSGI app called directly, one thread, no server."""
     # What no server can go below: the floor the ratio's arithmetic in the README starts from.
     sys.path.insert(0, str(ROOT))
-    from simulator.app import close_app, create_app
+    from simulator.web.app import close_app, create_app
 
     app = create_app()
     try:
