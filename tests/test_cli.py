@@ -180,3 +180,44 @@ def test_binding_beyond_loopback_warns() -> None:
 def test_loopback_does_not_warn(served: Served) -> None:
     assert served.stop() == 0
     assert "WARNING" not in served.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["serve", "--port", "70000"], "argument --port: 70000 is not a port (0 to 65535)"),
+        (["serve", "--port", "-1"], "argument --port: -1 is not a port (0 to 65535)"),
+        (["serve", "--port", "eighty"], "argument --port: 'eighty' is not a whole number"),
+        (["serve", "--workers", "0"], "argument --workers: 0 is not a worker count (1 to 64)"),
+        (["serve", "--threads", "0"], "argument --threads: 0 is not a thread count (1 to 1024)"),
+        (["serve", "--prot", "9000"], "unrecognized arguments: --prot 9000"),
+    ],
+)
+def test_a_bad_serve_option_is_one_line_naming_serve_and_exit_2(args: list[str], says: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"planfix-sim serve: error: {says} (see planfix-sim serve --help)"
+    ]
+
+
+def test_serve_help_shows_the_defaults_and_the_environment() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    text = " ".join(done.stdout.split())
+    for shown in ("(default: 8080)", "(default: 1)", "(default: 32)", "(default: 127.0.0.1)"):
+        assert shown in text
+    for variable in ("SIMULATOR_DB", "SIMULATOR_CONFIG", "SIMULATOR_JOURNAL_RETENTION"):
+        assert variable in text

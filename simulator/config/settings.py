@@ -145,6 +145,11 @@ ENV_PREFIX = "SIMULATOR_"
 _SCALARS = [k for k, v in DEFAULTS.items() if not isinstance(v, list)]
 
 
+def environment_names() -> list[str]:
+    """The `SIMULATOR_*` variable of every scalar setting, sorted."""
+    return sorted(f"{ENV_PREFIX}{name.upper()}" for name in _SCALARS)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app needs to start, validated."""
