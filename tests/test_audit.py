@@ -28,7 +28,7 @@ from simulator.domain import (
     choose_echo_author,
     parse_command,
 )
-from simulator.errors import BadRequest
+from simulator.errors import BadRequest, NotFound
 from simulator.records import MessageRecord
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
@@ -734,3 +734,46 @@ def test_a_form_note_stays_on_each_command_outcome(
     run_command(store, "newMessage", **SAID)
     outcome = run_command(store, cmd, **fields, extra="1")
     assert outcome.notes == [Note("unlisted-field", f"extra is not a {cmd} field; ignored")]
+
+
+# -- the task life cycle: what each step does to the chat, and the events it reports -------
+
+
+def test_a_task_life_cycle_moves_the_chat_and_reports_each_step(store: Store) -> None:
+    first = run_command(store, "newMessage", **SAID).task_number
+    assert first is not None
+    store.set_task_status(first, "completed")
+    assert run_command(store, "getTask", **CHAT).task_active is False
+    successor = run_command(store, "newMessage", **SAID).task_number
+    store.set_task_status(first, "active")
+    assert run_command(store, "getTask", **CHAT) == Outcome("getTask", [], first, True)
+    store.set_task_status(first, "active")  # already active: no second event
+    store.set_task_status(successor, "completed")  # not the chat's task: the chat stays
+    store.set_task_status(successor, "completed")  # already completed: no second event
+    assert run_command(store, "getTask", **CHAT) == Outcome("getTask", [], first, True)
+    steps = [
+        (e.integration_id, e.kind, e.data)
+        for e in store.events_after(0)
+        if e.kind.startswith("task.")
+    ]
+    created = {"title": "Chat with Ann", "chatId": "c-1"}
+    assert steps == [
+        (1, "task.created", {"number": first, **created, "previous": None}),
+        (1, "task.completed", {"number": first}),
+        (1, "task.created", {"number": successor, **created, "previous": first}),
+        (1, "task.reopened", {"number": first}),
+        (1, "task.completed", {"number": successor}),
+    ]
+
+
+def test_changing_the_status_of_a_task_that_does_not_exist_is_404(store: Store) -> None:
+    with pytest.raises(NotFound) as missing:
+        store.set_task_status(4242, "completed")
+    assert missing.value.detail == "task 4242"
+
+
+def test_a_chat_remembers_the_contact_that_opened_it(store: Store) -> None:
+    run_command(store, "newMessage", **SAID)
+    contact = store.contact(1, "wa", "u-1")
+    assert contact is not None
+    assert [(c.chat_id, c.contact_pk) for c in store.chats()] == [("c-1", contact.pk)]
