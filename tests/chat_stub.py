@@ -26,6 +26,10 @@ from simulator.serving.live import LiveServer
 
 T = TypeVar("T")
 
+# The timeout (s) to give an integration whose stub answers at once: far above any delay a busy
+# machine adds, so a scripted answer is never mistaken for a timeout (a hang still ends at it).
+ANSWER_BUDGET = 30.0
+
 
 @dataclass(frozen=True)
 class Call:

@@ -6,7 +6,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -14,8 +14,28 @@ import yaml
 from flask.testing import FlaskClient
 
 from simulator.clients.http import Answer, encode_form
-from simulator.contract import Integration
-from simulator.planfix.delivery import check_answer
+from simulator.contract import (
+    Attachment,
+    Employee,
+    Form,
+    Integration,
+    Note,
+    Profile,
+    choose_echo_author,
+    parse_command,
+)
+from simulator.errors import BadRequest, NotFound
+from simulator.planfix import chat_api as planfix_api
+from simulator.planfix import commands as account
+from simulator.planfix.commands import Outcome
+from simulator.planfix.delivery import (
+    Verdict,
+    check_answer,
+    choose_employee,
+    first_form,
+    reply_form,
+)
+from simulator.records import MessageRecord
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
 from simulator.serving.live import LiveServer
@@ -281,13 +301,13 @@ def test_a_step_without_expect_passes_on_a_2xx(live_server: LiveServer, tmp_path
 def test_a_missing_playwright_package_fails_the_browser_tests_outside_ci(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests import conftest
+    from tests import test_ui_browser
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setitem(sys.modules, "playwright", None)  # None: the import raises ImportError
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
     with pytest.raises(pytest.fail.Exception, match="playwright package is not installed"):
-        conftest.sync_playwright_or_fail()
+        test_ui_browser.sync_playwright_or_fail()
 
 
 # -- delivery claims: leases are reclaimed, and nothing is claimed before it is due ----------
@@ -381,3 +401,386 @@ def test_a_crash_outside_testing_mode_answers_json_500_and_is_journaled(
         assert (entry["status"], entry["error"]) == (500, "internal error: RuntimeError")
     finally:
         close_app(app)
+
+
+# -- delivery verdicts: every way an answer can break the contract, note for note ----------
+
+LONG = "x" * 250
+
+VERDICTS = [
+    pytest.param("reply", Answer(None, error="timeout: no answer within 0.3 s"),
+                 Verdict(False, "timeout: no answer within 0.3 s"), id="timeout"),
+    pytest.param("reply", Answer(None, error="refused: [Errno 111]"),
+                 Verdict(False, "connection refused: nothing accepts connections at the "
+                         "integration URL"), id="refused"),
+    pytest.param("reply", Answer(None, error="reset: peer closed"),
+                 Verdict(False, "connection dropped before an answer (peer closed)"), id="reset"),
+    pytest.param("reply", Answer(None, error="tls: bad certificate"),
+                 Verdict(False, "TLS error: bad certificate"), id="tls"),
+    pytest.param("reply", Answer(None, error="network: unreachable"),
+                 Verdict(False, "network error: unreachable"), id="other network error"),
+    pytest.param("reply", Answer(None, error="odd"),
+                 Verdict(False, "network error: odd"), id="network error without detail"),
+    pytest.param("reply", Answer(503, b" busy \n"), Verdict(False, "HTTP 503, not 200: busy"),
+                 id="not 200"),
+    pytest.param("reply", Answer(500, b""), Verdict(False, "HTTP 500, not 200: (empty body)"),
+                 id="not 200, empty"),
+    pytest.param("reply", Answer(500, LONG.encode()),
+                 Verdict(False, f"HTTP 500, not 200: {'x' * 200}…"), id="not 200, cut at 200"),
+    pytest.param("reply", Answer(500, b"y" * 200),
+                 Verdict(False, f"HTTP 500, not 200: {'y' * 200}"), id="not 200, 200 kept"),
+    pytest.param("reply", Answer(200, b" \n"),
+                 Verdict(False, "200 with an empty body: the contract expects JSON "
+                         "{chatId, contactId}"), id="blank"),
+    pytest.param("reply", Answer(200, b"OK"), Verdict(False, "200 but the body is not JSON: 'OK'"),
+                 id="not JSON"),
+    pytest.param("reply", Answer(200, b"\xff"),
+                 Verdict(False, "200 but the body is not JSON: '\ufffd'"), id="not UTF-8"),
+    pytest.param("reply", Answer(200, b"[1]"),
+                 Verdict(False, "200 but the JSON is a list, not an object"), id="list"),
+    pytest.param("reply", Answer(200, b"true"),
+                 Verdict(False, "200 but the JSON is a boolean, not an object"), id="boolean"),
+    pytest.param("reply", Answer(200, b"1.5"),
+                 Verdict(False, "200 but the JSON is a number, not an object"), id="float"),
+    pytest.param("reply", Answer(200, b"null"),
+                 Verdict(False, "200 but the JSON is null, not an object"), id="null"),
+    pytest.param("reply", Answer(200, b'"s"'),
+                 Verdict(False, "200 but the JSON is str, not an object"), id="string"),
+    pytest.param("reply", Answer(200, b"{}"),
+                 Verdict(False, "the answer lacks chatId and contactId"), id="no keys"),
+    pytest.param("reply", Answer(200, b'{"contactId": "u"}'),
+                 Verdict(False, "the answer lacks chatId"), id="no chatId"),
+    pytest.param("reply", Answer(200, b'{"chatId": "c-9"}'),
+                 Verdict(False, "the answer lacks contactId"), id="no contactId"),
+    pytest.param("reply", Answer(200, b'{"chatId": 9, "contactId": "u"}'),
+                 Verdict(False, "chatId is a number (9), not a string"), id="numeric chatId"),
+    pytest.param("reply", Answer(200, b'{"chatId": "c-9", "contactId": {}}'),
+                 Verdict(False, "contactId is an object ({}), not a string"), id="object contact"),
+    pytest.param("reply", Answer(200, b'{"chatId": "other", "contactId": "u"}'),
+                 Verdict(False, "chatId 'other' is not the chatId sent ('c-9')"), id="other chat"),
+    pytest.param("reply", Answer(200, b'{"chatId": "c-9", "contactId": ""}'),
+                 Verdict(True, "", "c-9", ""), id="reply: the contact may be empty"),
+    pytest.param("first", Answer(200, b'{"chatId": "new", "contactId": "u"}'),
+                 Verdict(True, "", "new", "u"), id="first: any chat it assigns"),
+    pytest.param("first", Answer(200, b'{"chatId": "", "contactId": "u"}'),
+                 Verdict(False, "chatId is empty: the integration must assign the chat"),
+                 id="first: no chat"),
+    pytest.param("first", Answer(200, b'{"chatId": "new", "contactId": ""}'),
+                 Verdict(False, "contactId is empty: the integration must assign the chat"),
+                 id="first: no contact"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("variant", "answer", "verdict"), VERDICTS)
+def test_each_answer_gets_its_exact_verdict(variant: str, answer: Answer, verdict: Verdict) -> None:
+    assert check_answer(variant, "c-9" if variant == "reply" else None, answer) == verdict
+
+
+# -- delivery forms: the wire names and their order (CONTRACT.md) --------------------------
+
+AUTHOR = Employee(1, "ann@example.com", "Ann", "Lee", "https://x/ann.png")
+OUTBOUND = Integration(1, "i", PLANFIX_TOKEN, "chat-token", "http://127.0.0.1:1/hook")
+
+
+def outbound_message(*attachments: Attachment) -> MessageRecord:
+    """An outbound message as the store keeps it."""
+    return MessageRecord(
+        1, 1014, 1, "out", "reply", "Hi!", "Ann Lee", AUTHOR.email, attachments, "m-1",
+        "pending", "", "", "", "", "",
+    )  # fmt: skip
+
+
+AUTHOR_PAIRS = [("userName", "Ann"), ("userLastName", "Lee"), ("userIco", "https://x/ann.png")]
+FILES = (Attachment("a.txt", "http://f/a"), Attachment("b.txt", "http://f/b"))
+FILE_PAIRS = [
+    ("attachments[name]", "a.txt"),
+    ("attachments[url]", "http://f/a"),
+    ("attachments[name]", "b.txt"),
+    ("attachments[url]", "http://f/b"),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel", "files", "tail"),
+    [
+        pytest.param(None, (), [], id="no channel, no files"),
+        pytest.param("whatsapp", FILES, [("channel", "whatsapp"), *FILE_PAIRS], id="both"),
+    ],
+)
+def test_a_first_message_form_has_the_contract_names_in_order(
+    channel: str | None, files: tuple[Attachment, ...], tail: list[tuple[str, str]]
+) -> None:
+    pairs = first_form(
+        OUTBOUND, provider_id="wa", contact_phone="79051234567",
+        message=outbound_message(*files), author=AUTHOR, email="task+1014@x", channel=channel,
+    )  # fmt: skip
+    assert pairs == [
+        ("cmd", "newMessage"),
+        ("providerId", "wa"),
+        ("contactPhone", "79051234567"),
+        ("token", "chat-token"),
+        ("message", "Hi!"),
+        ("messageId", "m-1"),
+        *AUTHOR_PAIRS,
+        ("taskEmail", "task+1014@x"),
+        *tail,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("phone", "channel", "files", "tail"),
+    [
+        pytest.param(None, None, (), [], id="nothing optional"),
+        pytest.param("", "", (), [], id="empty phone and channel are left out"),
+        pytest.param(
+            "7905", "tg", FILES, [("contactPhone", "7905"), ("channel", "tg"), *FILE_PAIRS],
+            id="all of it",
+        ),
+    ],
+)  # fmt: skip
+def test_a_reply_form_has_the_contract_names_in_order(
+    phone: str | None, channel: str | None, files: tuple[Attachment, ...], tail: list[Any]
+) -> None:
+    pairs = reply_form(
+        OUTBOUND, provider_id="wa", chat_id="c-9", message=outbound_message(*files),
+        author=AUTHOR, email="task+1014@x", contact_phone=phone, channel=channel,
+    )  # fmt: skip
+    assert pairs == [
+        ("cmd", "newMessage"),
+        ("providerId", "wa"),
+        ("chatId", "c-9"),
+        ("token", "chat-token"),
+        ("message", "Hi!"),
+        ("messageId", "m-1"),
+        *AUTHOR_PAIRS,
+        ("taskEmail", "task+1014@x"),
+        *tail,
+    ]
+
+
+# -- authors: a reply's and an echo's, and the note when userEmail names nobody -------------
+
+ANN = Employee(1, "Ann@Example.com", "Ann")
+BOB = Employee(2, "bob@example.com", "Bob")
+STAFF = [ANN, BOB]
+
+
+def with_default(email: str | None) -> Integration:
+    """The integration, naming `email` as its employee."""
+    return Integration(1, "i", PLANFIX_TOKEN, "t", "u", default_employee=email)
+
+
+UNKNOWN = Note("unknown-employee", "userEmail 'zed@x' is no employee; using the default")
+
+ECHO_AUTHORS = [
+    pytest.param("BOB@example.com", None, STAFF, BOB, [], id="userEmail, any case"),
+    pytest.param(None, "bob@EXAMPLE.com", STAFF, BOB, [], id="the integration's employee"),
+    pytest.param("", "bob@example.com", STAFF, BOB, [], id="empty userEmail: the default"),
+    pytest.param("zed@x", "bob@example.com", STAFF, BOB, [UNKNOWN], id="unknown: noted"),
+    pytest.param("zed@x", None, STAFF, ANN, [UNKNOWN], id="unknown, no default: the owner"),
+    pytest.param(None, "nobody@x", STAFF, ANN, [], id="default names nobody: the owner"),
+    pytest.param(None, None, [], None, [], id="no employees: no author"),
+    pytest.param("zed@x", None, [], None, [UNKNOWN], id="no employees, unknown: noted"),
+]
+
+
+@pytest.mark.parametrize(("email", "default", "staff", "author", "notes"), ECHO_AUTHORS)
+def test_an_echo_author_and_its_notes(
+    email: str | None,
+    default: str | None,
+    staff: list[Employee],
+    author: Employee | None,
+    notes: list[Note],
+) -> None:
+    assert choose_echo_author(email, staff, with_default(default)) == (author, notes)
+
+
+class Staff:
+    """The one store call choose_employee makes."""
+
+    def __init__(self, employees: list[Employee]) -> None:
+        self._employees = employees
+
+    def employees(self) -> list[Employee]:
+        """The account's employees, the owner first."""
+        return self._employees
+
+
+REPLY_AUTHORS = [
+    pytest.param("BOB@example.com", None, STAFF, BOB, id="the e-mail asked for, any case"),
+    pytest.param(None, "BOB@example.com", STAFF, BOB, id="the integration's employee"),
+    pytest.param("", "bob@example.com", STAFF, BOB, id="empty e-mail: the integration's"),
+    pytest.param(None, "nobody@x", STAFF, ANN, id="default names nobody: the owner"),
+    pytest.param(None, None, STAFF, ANN, id="nothing named: the owner"),
+]
+
+
+@pytest.mark.parametrize(("email", "default", "staff", "author"), REPLY_AUTHORS)
+def test_a_reply_author(
+    email: str | None, default: str | None, staff: list[Employee], author: Employee
+) -> None:
+    store = cast(Store, Staff(staff))
+    assert choose_employee(store, with_default(default), email) == author
+
+
+@pytest.mark.parametrize(
+    ("email", "staff", "error"),
+    [
+        pytest.param("zed@x", STAFF, "employee: no employee has the e-mail 'zed@x'", id="unknown"),
+        pytest.param(None, [], "employee: the account has no employees", id="no employees"),
+    ],
+)
+def test_a_reply_without_an_author_is_refused(
+    email: str | None, staff: list[Employee], error: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        choose_employee(cast(Store, Staff(staff)), with_default(None), email)
+    assert refused.value.detail == error
+
+
+# -- the account's answer to each command, as a value (before HTTP) ------------------------
+
+
+def run_command(store: Store, cmd: str, **fields: str) -> Outcome:
+    """Parse and run `cmd` for the default integration, as /webchat/api does."""
+    integration = store.integration_by_name("default")
+    assert integration is not None
+    command, notes = parse_command(cmd, Form.of(fields.items()), integration)
+    return account.run(store, integration, command, notes)
+
+
+CHAT = {"providerId": "wa", "chatId": "c-1", "planfix_token": PLANFIX_TOKEN}
+CONTACT = {"providerId": "wa", "contactId": "u-1", "planfix_token": PLANFIX_TOKEN}
+SAID = {**CHAT, "contactId": "u-1", "contactName": "Ann", "message": "hi"}
+
+
+def unknown_note(code: str, text: str) -> Note:
+    """A note on behaviour whose real Planfix answer is unknown."""
+    return Note(code, f"{text} (Planfix's answer here is unknown)", unknown=True)
+
+
+def test_each_command_has_its_outcome(store: Store) -> None:
+    numbers = store.reserve_task_number(), store.reserve_task_number()
+    first = run_command(store, "newMessage", **SAID)
+    task = first.task_number
+    assert task is not None
+    assert task > max(numbers), "numbering goes on after reserved numbers"
+    contact = first.contact_number
+    assert first == Outcome("newMessage", [], task, True, True, contact)
+    assert run_command(store, "newMessage", **SAID) == Outcome(
+        "newMessage", [], task, True, False, contact
+    )
+    assert run_command(store, "getTask", **CHAT) == Outcome("getTask", [], task, True)
+    assert run_command(store, "getContact", **CONTACT) == Outcome(
+        "getContact", [], contact_number=contact
+    )
+    assert run_command(store, "updateContact", **CONTACT, contactName="Anna") == Outcome(
+        "updateContact", [], contact_number=contact
+    )
+    created = run_command(
+        store, "updateContact", **{**CONTACT, "contactId": "u-2"}, contactName="B"
+    )
+    assert created.notes == [
+        unknown_note("unknown-contact", "updateContact for unknown contact 'u-2': created")
+    ]
+    assert created.contact_number not in (None, contact)
+    status = {"providerId": "wa", "planfix_token": PLANFIX_TOKEN, "messageStatus": "read"}
+    assert run_command(store, "messageStatus", **status, messageId="m-0") == Outcome(
+        "messageStatus",
+        [unknown_note("unknown-message", "messageStatus for unknown messageId 'm-0': ignored")],
+    )
+
+
+# -- the body of each answer, per profile ----------------------------------------------------
+
+OBSERVED_DATA = Note("observed-answer", "data sent as a JSON string (observed profile)")
+OBSERVED_EMPTY = Note(
+    "observed-answer",
+    "answered {} instead of an empty body (observed profile: the real body is unknown, "
+    "clients parse it as JSON)",
+)
+ANSWERS = [
+    pytest.param(Outcome("getTask", task_number=7, task_active=False), "documented",
+                 "application/json", '{"data": {"number": 7}}', [], id="getTask"),
+    pytest.param(Outcome("getTask", task_number=7, task_active=False), "observed",
+                 "application/json", '{"data": "{\\"number\\":7,\\"statusIsActive\\":false}"}',
+                 [OBSERVED_DATA], id="getTask, observed"),
+    pytest.param(Outcome("getContact", contact_number=9), "documented",
+                 "application/json", '{"data": {"number": 9}}', [], id="getContact"),
+    pytest.param(Outcome("getContact", contact_number=9), "observed",
+                 "application/json", '{"data": "{\\"number\\":9}"}', [OBSERVED_DATA],
+                 id="getContact, observed"),
+    pytest.param(Outcome("newMessage"), "documented", "text/plain; charset=utf-8", "", [],
+                 id="newMessage"),
+    pytest.param(Outcome("messageStatus"), "observed", "application/json", "{}",
+                 [OBSERVED_EMPTY], id="messageStatus, observed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("outcome", "profile", "content_type", "body", "notes"), ANSWERS)
+def test_each_outcome_gets_its_body(
+    outcome: Outcome, profile: Profile, content_type: str, body: str, notes: list[Note]
+) -> None:
+    response, said = planfix_api.answer(outcome, profile)
+    assert (response.status_code, response.content_type) == (200, content_type)
+    assert (response.get_data(as_text=True), said) == (body, notes)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "fields"),
+    [
+        pytest.param("newMessage", SAID, id="newMessage"),
+        pytest.param("getTask", CHAT, id="getTask"),
+        pytest.param("getContact", CONTACT, id="getContact"),
+        pytest.param("updateContact", {**CONTACT, "contactName": "Ann"}, id="updateContact"),
+    ],
+)
+def test_a_form_note_stays_on_each_command_outcome(
+    store: Store, cmd: str, fields: dict[str, str]
+) -> None:
+    run_command(store, "newMessage", **SAID)
+    outcome = run_command(store, cmd, **fields, extra="1")
+    assert outcome.notes == [Note("unlisted-field", f"extra is not a {cmd} field; ignored")]
+
+
+# -- the task life cycle: what each step does to the chat, and the events it reports -------
+
+
+def test_a_task_life_cycle_moves_the_chat_and_reports_each_step(store: Store) -> None:
+    first = run_command(store, "newMessage", **SAID).task_number
+    assert first is not None
+    store.set_task_status(first, "completed")
+    assert run_command(store, "getTask", **CHAT).task_active is False
+    successor = run_command(store, "newMessage", **SAID).task_number
+    store.set_task_status(first, "active")
+    assert run_command(store, "getTask", **CHAT) == Outcome("getTask", [], first, True)
+    store.set_task_status(first, "active")  # already active: no second event
+    store.set_task_status(successor, "completed")  # not the chat's task: the chat stays
+    store.set_task_status(successor, "completed")  # already completed: no second event
+    assert run_command(store, "getTask", **CHAT) == Outcome("getTask", [], first, True)
+    steps = [
+        (e.integration_id, e.kind, e.data)
+        for e in store.events_after(0)
+        if e.kind.startswith("task.")
+    ]
+    created = {"title": "Chat with Ann", "chatId": "c-1"}
+    assert steps == [
+        (1, "task.created", {"number": first, **created, "previous": None}),
+        (1, "task.completed", {"number": first}),
+        (1, "task.created", {"number": successor, **created, "previous": first}),
+        (1, "task.reopened", {"number": first}),
+        (1, "task.completed", {"number": successor}),
+    ]
+
+
+def test_changing_the_status_of_a_task_that_does_not_exist_is_404(store: Store) -> None:
+    with pytest.raises(NotFound) as missing:
+        store.set_task_status(4242, "completed")
+    assert missing.value.detail == "task 4242"
+
+
+def test_a_chat_remembers_the_contact_that_opened_it(store: Store) -> None:
+    run_command(store, "newMessage", **SAID)
+    contact = store.contact(1, "wa", "u-1")
+    assert contact is not None
+    assert [(c.chat_id, c.contact_pk) for c in store.chats()] == [("c-1", contact.pk)]

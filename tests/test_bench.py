@@ -16,7 +16,8 @@ BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
 
 def test_every_part_of_the_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
-    brief = ["--rounds", "2", "--seconds", "0.5", "--rss", "300,600", "--out", str(out)]
+    brief = ["--rounds", "2", "--seconds", "0.5", "--rss", "300,600", "--stream-cycles", "2"]
+    brief += ["--out", str(out)]
     done = subprocess.run(
         [sys.executable, str(BENCH), *brief],
         capture_output=True,
@@ -42,4 +43,10 @@ def test_every_part_of_the_benchmark_runs_and_reports_its_figures(tmp_path: Path
     marks = report["memory"]["marks"]
     assert [m["messages"] >= m["http_requests"] for m in marks] == [True, True]
     assert [m["http_requests"] for m in marks] == [300, 600]
+    streams = report["vanished_streams"]
+    assert (streams["cycles"], streams["clients_per_cycle"]) == (2, 20)
+    assert streams["streams_left"] == 0
+    assert [len(cycle) for cycle in streams["workers_rss_mb"]] == [2, 2], "RSS of both workers"
+    assert isinstance(streams["max_rss_growth_mb"], float), "the growth is reported, not bounded"
     assert "| server | workers |" in done.stdout, "the markdown table is printed"
+    assert "vanished SSE clients" in done.stdout

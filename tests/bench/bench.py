@@ -1,11 +1,14 @@
 """Benchmark `planfix-sim serve`: throughput, latency, cold start, memory, scenario replay.
 
+The memory part also reports what a worker keeps after event-stream clients vanish.
+
 Run from the checkout (it starts its own servers on free loopback ports):
 
     python tests/bench/bench.py                       # everything, RSS up to 1M messages
     python tests/bench/bench.py --rss 10000,100000    # shorter memory run
     python tests/bench/bench.py --servers gunicorn,granian,werkzeug --workers 1,2
     python tests/bench/bench.py --rounds 5 --seconds 4     # more turns of bare app vs simulator
+    python tests/bench/bench.py --skip throughput,cold,rss,replay,inprocess --stream-cycles 10
 
 The load comes from separate processes (2 x 8 threads = 16 keep-alive connections by default),
 each sending pre-built requests over raw sockets, so the client costs little of the CPU the
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -474,6 +478,64 @@ def memory(server: str, workers: int, marks: list[int], http_only: bool) -> dict
     return out
 
 
+def _open_streams(port: int) -> dict[int, int]:
+    """Event streams and waits open per worker pid (asks until each of them spoke, or gives up)."""
+    seen: dict[int, int] = {}
+    for _ in range(400):
+        url = f"http://127.0.0.1:{port}/api/v1/events/stats"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            stats = json.load(answer)
+        seen[stats["pid"]] = stats["streams"] + stats["waits"]
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def vanished_streams(server: str, cycles: int, per_cycle: int = 20) -> dict[str, Any]:
+    """Worker RSS across cycles of SSE clients that vanish without a goodbye (2 workers)."""
+    sim = Server(server, 2)
+    rss: list[dict[int, float]] = []  # per cycle: worker pid -> RSS MB once its streams ended
+    left: dict[int, int] = {}
+    try:
+        sim.wait_ready()
+        for _ in range(cycles):
+            clients = []
+            for _ in range(per_cycle):
+                sock = socket.create_connection(("127.0.0.1", sim.port), timeout=30)
+                sock.sendall(b"GET /api/v1/events?ping=0.1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.recv(64)
+                clients.append(sock)
+            for sock in clients:
+                sock.close()  # no goodbye: a worker learns it when its next ping fails
+            deadline = time.monotonic() + 30
+            while True:
+                left = _open_streams(sim.port)
+                if (len(left) == 2 and not any(left.values())) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            rss.append({pid: _rss_mb(pid) for pid in left})
+    finally:
+        sim.stop()
+    first, last = rss[0], rss[-1]
+    out = {
+        "server": server,
+        "workers": 2,
+        "cycles": cycles,
+        "clients_per_cycle": per_cycle,
+        "streams_left": sum(left.values()),
+        "workers_rss_mb": [sorted(round(mb, 1) for mb in cycle.values()) for cycle in rss],
+        # The figure a leak would show: what each worker kept from the first to the last cycle.
+        "max_rss_growth_mb": round(max(last[pid] - first[pid] for pid in first if pid in last), 1),
+    }
+    print(f"  vanished streams: {out}", flush=True)
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024  # type: ignore[union-attr]
+
+
 def _count(db: str, table: str) -> int:
     conn = sqlite3.connect(db, timeout=60)
     try:
@@ -569,7 +631,12 @@ def main() -> int:
     parser.add_argument("--rss", default="10000,100000,1000000", help="message marks ('' skips)")
     parser.add_argument("--rss-http-only", action="store_true", help="send every message over HTTP")
     parser.add_argument(
-        "--skip", default="", help="comma list of: throughput,cold,rss,replay,inprocess"
+        "--skip",
+        default="",
+        help="comma list of: throughput,cold,rss,replay,inprocess,streams",
+    )
+    parser.add_argument(
+        "--stream-cycles", type=int, default=5, help="cycles of 20 vanished SSE clients"
     )
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args()
@@ -597,6 +664,8 @@ def main() -> int:
     marks = [int(m) for m in args.rss.split(",") if m]
     if marks and "rss" not in skip:
         report["memory"] = memory(main_server, main_workers, marks, args.rss_http_only)
+    if "streams" not in skip:
+        report["vanished_streams"] = vanished_streams(main_server, args.stream_cycles)
     print_tables(report)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -644,6 +713,13 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"| {m['messages']} | {m['http_requests']} | {m['journal_rows']} |"
                 f" {m['rss_mb']} | {m['workers_rss_mb']} |"
             )
+    if "vanished_streams" in report:
+        v = report["vanished_streams"]
+        print(
+            f"\n{v['cycles']} x {v['clients_per_cycle']} vanished SSE clients, 2 workers:"
+            f" RSS per worker after each cycle {v['workers_rss_mb']} MB,"
+            f" growth first to last cycle at most {v['max_rss_growth_mb']} MB"
+        )
 
 
 if __name__ == "__main__":

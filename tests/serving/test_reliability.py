@@ -231,6 +231,9 @@ def test_a_silent_client_cannot_hold_a_worker_thread(one: Served, report: Report
         for sock in [*stalled, silent]:
             sock.close()
     report(f"3 stalled + 1 silent client, 2 threads: a real request answered after {waited:.1f} s")
+    # Not a speed bound: the stalled clients hold the 2 threads for at most two rounds of the
+    # configured read timeout (the third waits for a free thread), so the request is answered
+    # within 2 x READ_TIMEOUT_SECONDS plus one more as margin; a thread held for good never is.
     assert waited < READ_TIMEOUT_SECONDS * 3
 
 
@@ -368,11 +371,9 @@ def test_two_workers_a_hanging_integration_does_not_delay_the_chat_api(
     report(f"2 workers, integration hanging: 200 messages answered 200, slowest {slowest:.2f} s")
 
 
-def _threads_and_rss_mb(pid: int) -> tuple[int, float]:
+def _threads(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
-    threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
-    rss_kb = int(re.search(r"^VmRSS:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
-    return threads, rss_kb / 1024
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
 
 
 def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Report) -> None:
@@ -391,7 +392,7 @@ def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Repor
 
     cycles, per_cycle = 5, 20
     clients: list[socket.socket] = []
-    usage: list[dict[int, tuple[int, float]]] = []  # per cycle: worker pid -> (threads, RSS MB)
+    threads: list[dict[int, int]] = []  # per cycle: worker pid -> threads
     try:
         for _ in range(cycles):
             clients = []
@@ -413,24 +414,18 @@ def test_two_workers_vanished_event_clients_leave_no_stream_behind(report: Repor
                 time.sleep(0.2)
             assert len(left) == 2, "both workers answered"
             assert not any(left.values()), f"streams left open: {left}"
-            usage.append({pid: _threads_and_rss_mb(pid) for pid in left})
+            threads.append({pid: _threads(pid) for pid in left})
     finally:
         for sock in clients:
             sock.close()  # after a failed assert too: a socket left to the GC warns later
         served.stop()
-    first, last = usage[0], usage[-1]
-    grown = {pid: round(last[pid][1] - first[pid][1], 1) for pid in first}
-    threads = [{pid: t for pid, (t, _) in u.items()} for u in usage]
+    # What a worker's memory does over the cycles is a figure, not a pass/fail bound here (it
+    # depends on the allocator and the machine): tests/bench/bench.py reports it.
     report(
         f"2 workers: {cycles} x {per_cycle} SSE clients vanished, streams open at the end {left};"
-        f" threads per worker after each cycle {threads};"
-        f" RSS growth from the first to the last cycle {grown} MB"
+        f" threads per worker after each cycle {threads}"
     )
     # Streams run on gthread's pool, which grows up to --threads and keeps its idle threads:
     # a thread (or its stack) left behind per vanished client would pass that bound.
     pool_and_fixed = DEFAULT_THREADS + 8
     assert all(t <= pool_and_fixed for cycle in threads for t in cycle.values()), threads
-    for pid in first:
-        # Pool threads that later cycles started cost ~200 KB each (6 MB for all 32); leaking
-        # a stream's state per client would add that again for the 100 clients.
-        assert grown[pid] < 10.0, f"worker {pid} kept {grown[pid]} MB after its streams ended"
