@@ -301,13 +301,13 @@ def test_a_step_without_expect_passes_on_a_2xx(live_server: LiveServer, tmp_path
 def test_a_missing_playwright_package_fails_the_browser_tests_outside_ci(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests import test_ui_browser
+    from tests import conftest
 
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setitem(sys.modules, "playwright", None)  # None: the import raises ImportError
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)
     with pytest.raises(pytest.fail.Exception, match="playwright package is not installed"):
-        test_ui_browser.sync_playwright_or_fail()
+        conftest.sync_playwright_or_fail()
 
 
 # -- delivery claims: leases are reclaimed, and nothing is claimed before it is due ----------
