@@ -21,7 +21,7 @@ from simulator.contract import (
     strict_check,
 )
 from simulator.errors import InvalidParameters, TaskNotFound, UnknownContact
-from simulator.store.db import Store
+from simulator.store import Store
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from simulator.contract import (
 from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.faults import REQUEST_HEADER
 from simulator.records import DeliveryRecord, MessageRecord
-from simulator.store.db import AttemptResult, ExchangeRecord, FirstChat, Store
+from simulator.store import AttemptResult, ExchangeRecord, FirstChat, Store
 from simulator.wire import ORIGIN_HEADER
 
 log = logging.getLogger("simulator.planfix.delivery")

@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from simulator.runtime import runtime
-from simulator.store.db import ExchangeRecord, JournalQuery, Store
+from simulator.store import ExchangeRecord, JournalQuery, Store
 from simulator.web.app import close_app, create_app
 from tests.planfix.test_chat_api import new_message, post
 
