@@ -8,8 +8,9 @@ hold one object and a transaction spans aggregates. Nothing outside this package
 
 from __future__ import annotations
 
+from simulator.store.conversations import Conversations, TaskHead
 from simulator.store.db import Database, now_iso
-from simulator.store.deliveries import AttemptResult, Deliveries, FirstChat
+from simulator.store.deliveries import AttemptResult, Claim, Deliveries
 from simulator.store.errors import CannotOpen, SchemaTooNew
 from simulator.store.fakechat import FakeChats
 from simulator.store.integrations import Integrations
@@ -19,17 +20,18 @@ from simulator.store.schema import JOURNAL_BYTES_COUNTER, SUM_JOURNAL_BYTES
 __all__ = [
     "AttemptResult",
     "CannotOpen",
+    "Claim",
     "Database",
     "ExchangeRecord",
-    "FirstChat",
     "JournalQuery",
     "SchemaTooNew",
     "Store",
+    "TaskHead",
     "now_iso",
 ]
 
 
-class Store(Integrations, Deliveries, Journal, FakeChats):
+class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
     """SQLite-backed state of one simulated Planfix account and its fake chat."""
 
     def counts(self) -> dict[str, int]:

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from simulator.contract import (
     ContactInfo,
-    Employee,
     HistoryLine,
-    Integration,
-    NewMessage,
-    Note,
     UpdateContact,
-    contact_display_name,
-    default_task_title,
-    history_description,
 )
 from simulator.errors import NotFound
 from simulator.records import (
@@ -32,14 +25,13 @@ from simulator.store.messages import Messages
 
 
 @dataclass(frozen=True)
-class Filed:
-    """What `newMessage` did: where the message went and what it created."""
+class TaskHead:
+    """What Planfix's rules read of a chat's task before filing a message."""
 
-    task_number: int
-    task_created: bool
-    message_pk: int
-    contact_number: int
-    notes: list[Note] = field(default_factory=list)
+    number: int
+    status: str
+    title: str
+    fields: dict[str, str]
 
 
 class Conversations(Messages):
@@ -180,8 +172,10 @@ class Conversations(Messages):
         title: str,
         description: str,
         previous: int | None,
+        number: int | None = None,
     ) -> int:
-        number = self._next(db, TASK_COUNTER)
+        if number is None:
+            number = self._next(db, TASK_COUNTER)
         now = self._now()
         db.execute(
             "INSERT INTO tasks (number, integration_id, chat_pk, title, description, status,"
@@ -243,99 +237,71 @@ class Conversations(Messages):
         ).fetchall()
         return [HistoryLine(r["created_at"], r["author"], r["text"]) for r in rows]
 
-    def file_message(
-        self, integration: Integration, command: NewMessage, author: Employee | None
-    ) -> Filed:
-        """newMessage: file the message in its chat's task, creating contact, chat and task."""
-        notes: list[Note] = []
-        iid = integration.id
-        with self._write() as db:
-            contact = self._find_contact(db, iid, command.provider_id, command.contact.contact_id)
-            if contact is None:
-                contact = self._create_contact(db, iid, command.provider_id, command.contact)
-            chat = self._ensure_chat(
-                db, iid, command.provider_id, command.chat_id, command.channel, contact.pk
-            )
-            display = contact_display_name(contact.name, contact.last_name, contact.contact_id)
-            task_number = chat.task_number
-            created = False
-            current: sqlite3.Row | None = None  # the chat's task as it was: one read
-            if task_number is not None:
-                current = db.execute(
-                    "SELECT status, title, fields FROM tasks WHERE number = ?", (task_number,)
-                ).fetchone()
-                assert current is not None  # noqa: S101 - chats point at tasks that exist
-                status = current["status"]
-                if status != "active":
-                    if integration.options.new_task_when_closed:
-                        history = history_description(task_number, self._history(db, chat.pk))
-                        task_number = self._create_task(
-                            db,
-                            iid,
-                            chat,
-                            command.title or default_task_title(display),
-                            history,
-                            task_number,
-                        )
-                        created = True
-                    else:
-                        notes.append(
-                            Note(
-                                "closed-task",
-                                f"task {task_number} is {status}; filed there "
-                                "(new_task_when_closed is off)",
-                            )
-                        )
-            else:
-                task_number = self._create_task(
-                    db, iid, chat, command.title or default_task_title(display), "", None
-                )
-                created = True
-            if not created and command.title:
-                assert current is not None  # noqa: S101 - not created: the chat had a task
-                if current["title"] != command.title and integration.options.rename_task_on_title:
-                    db.execute(
-                        "UPDATE tasks SET title = ? WHERE number = ?", (command.title, task_number)
-                    )
-                    self._emit(db, "task.renamed", iid, number=task_number, title=command.title)
-                    notes.append(
-                        Note(
-                            "task-renamed",
-                            "title renamed the task (observed behaviour; the docs only say a "
-                            "title names new tasks; option rename_task_on_title)",
-                        )
-                    )
-            if command.fields:
-                # A task created just above has no fields yet.
-                fields = {} if created or current is None else json.loads(current["fields"])
-                fields.update(dict(command.fields))
-                db.execute(
-                    "UPDATE tasks SET fields = ? WHERE number = ?",
-                    (json.dumps(fields), task_number),
-                )
-            if command.is_echo:
-                kind = "echo"
-                name = (
-                    contact_display_name(author.name, author.last_name, author.email)
-                    if author
-                    else "Integration owner"
-                )
-                email = author.email if author else ""
-            else:
-                kind, name, email = "customer", display, ""
-            pk = self._insert_message(
-                db,
-                task_number=task_number,
-                integration_id=iid,
-                direction="in",
-                kind=kind,
-                text=command.message,
-                author=name,
-                employee_email=email,
-                attachments=command.attachments,
-                channel=command.channel or "",
-            )
-        return Filed(task_number, created, pk, contact.number, notes)
+    # -- steps of Planfix's rules (simulator/planfix/lifecycle.py), inside `transaction()` --
+
+    def find_or_add_contact(
+        self, integration_id: int, provider_id: str, info: ContactInfo
+    ) -> ContactRecord:
+        """The contact with this chat-side identity, created when new."""
+        db = self._tx()
+        found = self._find_contact(db, integration_id, provider_id, info.contact_id)
+        return found or self._create_contact(db, integration_id, provider_id, info)
+
+    def ensure_chat(
+        self,
+        integration_id: int,
+        provider_id: str,
+        chat_id: str,
+        channel: str | None,
+        contact_pk: int | None,
+    ) -> ChatRecord:
+        """The chat, created when new; a channel given replaces, a contact fills a gap."""
+        return self._ensure_chat(
+            self._tx(), integration_id, provider_id, chat_id, channel, contact_pk
+        )
+
+    def task_head(self, number: int) -> TaskHead:
+        """A task's status, title and fields: what the rules decide on (one read)."""
+        row = (
+            self._tx()
+            .execute("SELECT status, title, fields FROM tasks WHERE number = ?", (number,))
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"task {number}")
+        return TaskHead(number, row["status"], row["title"], json.loads(row["fields"]))
+
+    def chat_history(self, chat_pk: int) -> list[HistoryLine]:
+        """Every message of the chat's tasks, oldest first."""
+        return self._history(self._tx(), chat_pk)
+
+    def open_task(
+        self,
+        integration_id: int,
+        chat: ChatRecord,
+        *,
+        title: str,
+        description: str,
+        previous: int | None,
+        number: int | None = None,
+    ) -> int:
+        """A new active task as the chat's current one (a reserved `number`, or the next)."""
+        return self._create_task(
+            self._tx(), integration_id, chat, title, description, previous, number
+        )
+
+    def rename_task(self, integration_id: int, number: int, title: str) -> None:
+        """Give a task a new title."""
+        self._tx().execute("UPDATE tasks SET title = ? WHERE number = ?", (title, number))
+        self._emit(self._tx(), "task.renamed", integration_id, number=number, title=title)
+
+    def set_task_fields(self, number: int, fields: dict[str, str]) -> None:
+        """Replace a task's fields."""
+        self._tx().execute(
+            "UPDATE tasks SET fields = ? WHERE number = ?", (json.dumps(fields), number)
+        )
+
+    # -- reads -----------------------------------------------------------------------------
 
     def chat_task(self, integration_id: int, provider_id: str, chat_id: str) -> TaskRecord | None:
         """The chat's current task (completed or not), or None when the chat has none."""

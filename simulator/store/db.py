@@ -159,6 +159,12 @@ class Database(FileHealth):
             raise RuntimeError("no write transaction is open")
         return self._writer_db
 
+    def _tx(self) -> sqlite3.Connection:
+        """The open write transaction: steps of a rule run inside `transaction()`, no savepoint."""
+        if not getattr(self._local, "writing", False):
+            raise RuntimeError("a step of a rule runs inside store.transaction()")
+        return self._writer
+
     def _connection(self) -> sqlite3.Connection:
         if getattr(self._local, "writing", False):
             return self._writer  # this thread holds the write lock

@@ -6,24 +6,21 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from simulator.contract import (
-    ContactInfo,
-)
 from simulator.errors import BadRequest, NotFound
 from simulator.records import (
     DeliveryRecord,
 )
-from simulator.store.conversations import Conversations
 from simulator.store.db import (
     TASK_COUNTER,
     now_iso,
     prune,
 )
+from simulator.store.messages import Messages
 
 
-class Deliveries(Conversations):
+class Deliveries(Messages):
     """Queued deliveries and their attempts."""
 
     def reserve_task_number(self) -> int:
@@ -124,10 +121,30 @@ class Deliveries(Conversations):
             ).fetchone()
         return None if row[0] is None else float(row[0])
 
+    def held_claim(self, delivery_id: int, worker: str) -> Claim | None:
+        """The claimed delivery, if `worker` still holds it (inside `transaction()`)."""
+        row = (
+            self._tx()
+            .execute(
+                "SELECT integration_id, message_pk, task_number FROM deliveries"
+                " WHERE id = ? AND claimed_by = ?",
+                (delivery_id, worker),
+            )
+            .fetchone()
+        )
+        return None if row is None else Claim(*row)
+
     def finish_attempt(
-        self, delivery_id: int, worker: str, result: AttemptResult
+        self,
+        delivery_id: int,
+        worker: str,
+        result: AttemptResult,
+        task_number: int | None = None,
     ) -> DeliveryRecord | None:
-        """Record an attempt's outcome; None when `worker` no longer holds the claim."""
+        """Record an attempt's outcome; None when `worker` no longer holds the claim.
+
+        `task_number`: the task a delivered first message opened (or joined).
+        """
         now = self._now()
         if result.delivered:
             state = "delivered"
@@ -139,12 +156,14 @@ class Deliveries(Conversations):
             row = db.execute(
                 "UPDATE deliveries SET attempts = attempts + 1, claimed_by = NULL,"
                 " lease_until = NULL, state = ?, next_attempt_at = ?, outcome = ?, answer = ?,"
-                " updated_at = ? WHERE id = ? AND claimed_by = ? RETURNING *",
+                " task_number = COALESCE(?, task_number), updated_at = ?"
+                " WHERE id = ? AND claimed_by = ? RETURNING *",
                 (
                     state,
                     result.retry_at,
                     result.outcome,
                     json.dumps(result.answer or {}),
+                    task_number,
                     now,
                     delivery_id,
                     worker,
@@ -153,13 +172,6 @@ class Deliveries(Conversations):
             if row is None:
                 return None
             pk = row["message_pk"]
-            task_number = row["task_number"]
-            if result.delivered and result.first_chat is not None:
-                task_number = self._assign_first_chat(db, row, result.first_chat)
-                row = db.execute(
-                    "UPDATE deliveries SET task_number = ? WHERE id = ? RETURNING *",
-                    (task_number, delivery_id),
-                ).fetchone()
             if pk is not None:
                 message_state = {"delivered": "delivered", "failed": "failed"}.get(state, "pending")
                 self._set_delivery_state(db, pk, message_state, result.outcome)
@@ -173,52 +185,9 @@ class Deliveries(Conversations):
                 attempts=row["attempts"],
                 outcome=result.outcome,
                 message=pk,
-                task=task_number,
+                task=row["task_number"],
             )
             return self._delivery(db, row)
-
-    def _assign_first_chat(self, db: sqlite3.Connection, row: sqlite3.Row, first: FirstChat) -> int:
-        """Open contact, chat and task for a delivered first message; move the message there."""
-        iid = row["integration_id"]
-        contact = self._find_contact(db, iid, first.provider_id, first.contact.contact_id)
-        if contact is None:
-            contact = self._create_contact(db, iid, first.provider_id, first.contact)
-        chat = self._ensure_chat(
-            db, iid, first.provider_id, first.chat_id, first.channel, contact.pk
-        )
-        number: int | None = None
-        if chat.task_number is not None:
-            status = db.execute(
-                "SELECT status FROM tasks WHERE number = ?", (chat.task_number,)
-            ).fetchone()["status"]
-            if status == "active":
-                number = chat.task_number  # the chat already has a task: the message joins it
-        if number is None:
-            # The task takes the number reserved for the taskEmail that was sent.
-            number = row["task_number"] or self._next(db, TASK_COUNTER)
-            now = self._now()
-            db.execute(
-                "INSERT INTO tasks (number, integration_id, chat_pk, title, description, status,"
-                " fields, previous_number, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, '', 'active', '{}', ?, ?, ?)",
-                (number, iid, chat.pk, first.title, chat.task_number, now, now),
-            )
-            db.execute("UPDATE chats SET task_number = ? WHERE pk = ?", (number, chat.pk))
-            self._emit(
-                db,
-                "task.created",
-                iid,
-                number=number,
-                title=first.title,
-                chatId=chat.chat_id,
-                previous=chat.task_number,
-            )
-        if row["message_pk"] is not None:
-            db.execute(
-                "UPDATE messages SET task_number = ? WHERE pk = ?", (number, row["message_pk"])
-            )
-            db.execute("UPDATE tasks SET updated_at = ? WHERE number = ?", (self._now(), number))
-        return int(number)
 
     def request_retry(self, delivery_id: int) -> DeliveryRecord:
         """Make a delivery due now (redelivery by hand); refused while an attempt runs."""
@@ -261,15 +230,12 @@ class Deliveries(Conversations):
             return [self._delivery(db, r) for r in db.execute(sql, args).fetchall()]
 
 
-@dataclass(frozen=True)
-class FirstChat:
-    """The chat a first message opened: what the integration assigned, what Planfix knew."""
+class Claim(NamedTuple):
+    """A claimed delivery: what opening a first message's chat needs of it."""
 
-    provider_id: str
-    chat_id: str
-    contact: ContactInfo
-    channel: str | None
-    title: str
+    integration_id: int
+    message_pk: int | None
+    task_number: int | None  # reserved for a first message's taskEmail
 
 
 @dataclass(frozen=True)
@@ -280,4 +246,3 @@ class AttemptResult:
     outcome: str
     answer: dict[str, Any] | None
     retry_at: float | None = None
-    first_chat: FirstChat | None = None

@@ -115,39 +115,80 @@ class Messages(Database):
 
     def add_outbound(
         self,
-        task_number: int,
+        task_number: int | None,
         *,
         kind: str,
         text: str,
         author: Employee,
         attachments: Sequence[Attachment],
+        integration_id: int | None = None,
+        channel: str = "",
     ) -> MessageRecord:
-        """An operator's message leaving Planfix: stored as pending, with a fresh messageId."""
+        """An operator's message leaving Planfix: stored as pending, with a fresh messageId.
+
+        A reply names its task (integration and channel are the task's); a first message has
+        no task yet (`None`: task 0 until its chat exists) and names its integration and channel.
+        """
         with self._write() as db:
-            row = db.execute(
-                "SELECT t.integration_id, c.channel FROM tasks t JOIN chats c"
-                " ON c.pk = t.chat_pk WHERE t.number = ?",
-                (task_number,),
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"task {task_number}")
-            message_id = str(self._next(db, MESSAGE_COUNTER))
+            if task_number is not None:
+                row = db.execute(
+                    "SELECT t.integration_id, c.channel FROM tasks t JOIN chats c"
+                    " ON c.pk = t.chat_pk WHERE t.number = ?",
+                    (task_number,),
+                ).fetchone()
+                if row is None:
+                    raise NotFound(f"task {task_number}")
+                integration_id, channel = row["integration_id"], row["channel"]
+            elif integration_id is None:
+                raise ValueError("a message in no task names its integration")
             pk = self._insert_message(
                 db,
-                task_number=task_number,
-                integration_id=row["integration_id"],
+                task_number=task_number or 0,
+                integration_id=integration_id,
                 direction="out",
                 kind=kind,
                 text=text,
                 author=contact_display_name(author.name, author.last_name, author.email),
                 employee_email=author.email,
                 attachments=attachments,
-                message_id=message_id,
+                message_id=str(self._next(db, MESSAGE_COUNTER)),
                 delivery_state="pending",
-                channel=row["channel"],
+                channel=channel,
             )
             found = db.execute("SELECT * FROM messages WHERE pk = ?", (pk,)).fetchone()
         return self._message(found)
+
+    def add_inbound(
+        self,
+        task_number: int,
+        integration_id: int,
+        *,
+        kind: str,
+        text: str,
+        author: str,
+        employee_email: str,
+        attachments: Sequence[Attachment],
+        channel: str,
+    ) -> int:
+        """A message into Planfix (inside `transaction()`); its id."""
+        return self._insert_message(
+            self._tx(),
+            task_number=task_number,
+            integration_id=integration_id,
+            direction="in",
+            kind=kind,
+            text=text,
+            author=author,
+            employee_email=employee_email,
+            attachments=attachments,
+            channel=channel,
+        )
+
+    def place_message(self, pk: int, task_number: int) -> None:
+        """File a message in a task (a first message, once its chat has one; in `transaction()`)."""
+        db = self._tx()
+        db.execute("UPDATE messages SET task_number = ? WHERE pk = ?", (task_number, pk))
+        db.execute("UPDATE tasks SET updated_at = ? WHERE number = ?", (self._now(), task_number))
 
     def _set_delivery_state(self, db: sqlite3.Connection, pk: int, state: str, note: str) -> None:
         row = db.execute(
@@ -190,35 +231,6 @@ class Messages(Database):
                 status=status,
             )
         return True
-
-    def add_first_outbound(
-        self,
-        integration_id: int,
-        *,
-        text: str,
-        author: Employee,
-        attachments: Sequence[Attachment],
-        channel: str,
-    ) -> MessageRecord:
-        """A first message to a contact: pending, in no task (task 0) until its chat exists."""
-        with self._write() as db:
-            message_id = str(self._next(db, MESSAGE_COUNTER))
-            pk = self._insert_message(
-                db,
-                task_number=0,
-                integration_id=integration_id,
-                direction="out",
-                kind="first",
-                text=text,
-                author=contact_display_name(author.name, author.last_name, author.email),
-                employee_email=author.email,
-                attachments=attachments,
-                message_id=message_id,
-                delivery_state="pending",
-                channel=channel,
-            )
-            found = db.execute("SELECT * FROM messages WHERE pk = ?", (pk,)).fetchone()
-        return self._message(found)
 
     def outbound_delivery_state(self, integration_id: int, message_id: str) -> str | None:
         """pending | delivered | failed of an outbound message by messageId; None if unknown."""

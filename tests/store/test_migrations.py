@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from simulator.contract import ContactInfo, NewMessage
+from simulator.planfix import lifecycle
 from simulator.store import CannotOpen, SchemaTooNew, Store, schema
 from tests.served import Served
 
@@ -113,7 +114,7 @@ def test_deliveries_inbox_and_journal_are_kept(upgraded: Store) -> None:
 def test_new_writes_continue_the_release_numbering(upgraded: Store) -> None:
     integration = upgraded.integrations()[0]
     command = NewMessage("fakechat", "chat-new", "After the upgrade", ContactInfo("contact-new"))
-    filed = upgraded.file_message(integration, command, None)
+    filed = lifecycle.file_message(upgraded, integration, command, None)
     assert filed.task_number == HIGHEST_TASK + 1
     assert filed.contact_number == 5004
     assert upgraded.counts()["journal"] == RELEASE_COUNTS["journal"]
