@@ -20,7 +20,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from simulator.errors import BadRequest
-from simulator.store.db import Store
+from simulator.store import Store
 from simulator.wire import ORIGIN_HEADER, header
 
 SIDES = ("planfix", "fake_chat")

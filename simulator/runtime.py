@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from simulator.config.settings import Settings
-from simulator.store.db import Store
+from simulator.store import Store
 
 EXTENSION = "planfix_simulator"
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from simulator.runtime import runtime
 from simulator.serving.live import LiveServer
-from simulator.store.db import Store
+from simulator.store import Store
 from simulator.web.app import close_app, create_app
 from tests.chat_stub import IntegrationStub, stub_server
 

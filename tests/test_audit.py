@@ -39,7 +39,7 @@ from simulator.records import MessageRecord
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.runner import Runner, ScenarioResult, Targets
 from simulator.serving.live import LiveServer
-from simulator.store.db import Store
+from simulator.store import Store
 from simulator.web.app import close_app, create_app
 from tests.conftest import PLANFIX_TOKEN
 from tests.planfix.test_chat_api import INVALID, post

@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from simulator.contract import Attachment, Employee
-from simulator.store.db import Store
+from simulator.store import Store
 from tests.planfix.test_chat_api import body_of, form, new_message, post
 
 

@@ -45,7 +45,7 @@ from simulator.errors import BadRequest, InvalidParameters, InvalidToken
 from simulator.planfix.delivery import DEFAULT_PROVIDER_ID, send_marked
 from simulator.records import FakeChat, InboxItem
 from simulator.runtime import runtime
-from simulator.store.db import ExchangeRecord, Store
+from simulator.store import ExchangeRecord, Store
 from simulator.web.api.control import (
     ATTACHMENTS_SCHEMA,
     integration_filter,

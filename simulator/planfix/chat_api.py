@@ -46,7 +46,7 @@ from simulator.errors import (
     error_response,
 )
 from simulator.planfix import commands as account
-from simulator.store.db import ExchangeRecord
+from simulator.store import ExchangeRecord
 from simulator.wire import (
     ORIGIN_HEADER,
     WEBHOOK_PATH,

@@ -21,7 +21,8 @@ from simulator.contract import (
     strict_check,
 )
 from simulator.errors import InvalidParameters, TaskNotFound, UnknownContact
-from simulator.store.db import Store
+from simulator.planfix import lifecycle
+from simulator.store import Store
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def run(store: Store, integration: Integration, command: Command, notes: list[No
                 command.user_email, store.employees(), integration
             )
             notes = [*notes, *author_notes]
-        filed = store.file_message(integration, command, author)
+        filed = lifecycle.file_message(store, integration, command, author)
         return Outcome(
             "newMessage",
             [*notes, *filed.notes],

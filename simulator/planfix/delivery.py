@@ -34,8 +34,9 @@ from simulator.contract import (
 )
 from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.faults import REQUEST_HEADER
+from simulator.planfix.lifecycle import FirstChat, finish_attempt
 from simulator.records import DeliveryRecord, MessageRecord
-from simulator.store.db import AttemptResult, ExchangeRecord, FirstChat, Store
+from simulator.store import AttemptResult, ExchangeRecord, Store
 from simulator.wire import ORIGIN_HEADER
 
 log = logging.getLogger("simulator.planfix.delivery")
@@ -291,9 +292,8 @@ def attempt(store: Store, base_url: str, delivery_id: int, worker: str) -> Deliv
             if verdict.delivered
             else retry_at(integration.retry, delivery.attempts + 1, store.clock())
         ),
-        first_chat=first_chat,
     )
-    return store.finish_attempt(delivery.id, worker, result)
+    return finish_attempt(store, delivery.id, worker, result, first_chat)
 
 
 class DeliveryWorker:
@@ -468,8 +468,14 @@ def queue_first_message(
     if not provider_id:
         chats = store.chats(integration.id)
         provider_id = chats[0].provider_id if chats else DEFAULT_PROVIDER_ID
-    message = store.add_first_outbound(
-        integration.id, text=text, author=author, attachments=attachments, channel=channel or ""
+    message = store.add_outbound(
+        None,
+        kind="first",
+        text=text,
+        author=author,
+        attachments=attachments,
+        integration_id=integration.id,
+        channel=channel or "",
     )
     number = store.reserve_task_number()
     form = first_form(

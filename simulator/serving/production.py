@@ -15,7 +15,6 @@ import resource
 import shutil
 import signal
 import socket
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -28,9 +27,9 @@ from typing import Any
 
 from simulator import __version__
 from simulator.config.settings import load_settings
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, StorageUnavailable
 from simulator.serving.limits import READ_TIMEOUT_SECONDS
-from simulator.store.db import Store
+from simulator.store import CannotOpen, SchemaTooNew, Store
 from simulator.web.security import THREADS_ENV
 
 StartResponse = Callable[..., Any]
@@ -171,7 +170,11 @@ def serve(options: ServeOptions) -> int:
         if not options.bare:
             try:
                 _prepare_store(env["SIMULATOR_DB"], settings)
-            except (sqlite3.Error, OSError) as exc:
+            except SchemaTooNew as exc:
+                # Refuse before touching it: an older release writing a newer file corrupts it.
+                print(f"planfix-sim: cannot use database {db_path}: {exc}", file=sys.stderr)
+                return 2
+            except (CannotOpen, StorageUnavailable, OSError) as exc:
                 print(f"planfix-sim: cannot use database {db_path}: {exc}", file=sys.stderr)
                 return 1
         os.environ.update(env)

@@ -26,7 +26,7 @@ from simulator.errors import (
 )
 from simulator.planfix import chat_api as planfix_api
 from simulator.runtime import EXTENSION, Runtime, runtime
-from simulator.store.db import Store
+from simulator.store import Store
 from simulator.web.api import control as control_api
 
 log = logging.getLogger("simulator")

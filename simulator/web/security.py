@@ -20,7 +20,7 @@ from simulator.errors import Forbidden, PayloadTooLarge, SimulatorError, Unautho
 from simulator.runtime import runtime
 
 if TYPE_CHECKING:
-    from simulator.store.db import Store
+    from simulator.store import Store
 
 # Integrations call these without any admin token: they stay open whatever the settings say.
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")

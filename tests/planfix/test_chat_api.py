@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from simulator.clients.http import encode_form
-from simulator.store.db import Store
+from simulator.store import Store
 from tests.conftest import PLANFIX_TOKEN
 
 Pairs = Sequence[tuple[str, str]]

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from simulator.planfix import lifecycle
 from simulator.runtime import runtime
-from simulator.store.db import ExchangeRecord, JournalQuery, Store
+from simulator.store import ExchangeRecord, JournalQuery, Store
 from simulator.web.app import close_app, create_app
 from tests.planfix.test_chat_api import new_message, post
 
@@ -121,7 +122,7 @@ def test_numbering_is_atomic_across_threads(store: Store) -> None:
         for i in range(20):
             chat = f"w{worker}-{i}"
             command = NewMessage("p", chat, "hi", ContactInfo(chat, "N"))
-            store.file_message(integration, command, None)
+            lifecycle.file_message(store, integration, command, None)
 
     threads = [threading.Thread(target=send, args=(w,)) for w in range(6)]
     for thread in threads:

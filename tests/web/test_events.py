@@ -20,7 +20,7 @@ import pytest
 from simulator.clients.http import Answer, post_form, request_json
 from simulator.runtime import runtime
 from simulator.serving.live import LiveServer
-from simulator.store.db import ExchangeRecord, Store
+from simulator.store import ExchangeRecord, Store
 from simulator.web.api.events import Hub
 from tests.conftest import PLANFIX_TOKEN
 
@@ -417,7 +417,7 @@ def test_wait_sees_writes_of_another_process(
     assert eventually(lambda: hub_of(live_server).listeners == 1)
     script = (
         "import sys\n"
-        "from simulator.store.db import ExchangeRecord, Store\n"
+        "from simulator.store import ExchangeRecord, Store\n"
         "s = Store(sys.argv[1])\n"
         "s.record(ExchangeRecord('to_planfix', 'planfix', 'POST', '/webchat/api',"
         " cmd='getContact', chat_id='from-elsewhere'))\n"

@@ -19,7 +19,7 @@ from simulator.contract import Employee, Integration
 from simulator.errors import BadRequest, NotFound
 from simulator.planfix.chat_api import API_PATHS
 from simulator.runtime import runtime
-from simulator.store.db import JournalQuery
+from simulator.store import JournalQuery
 from simulator.web import security
 from simulator.wire import decode_json
 

@@ -33,7 +33,7 @@ from simulator.errors import BadRequest, SimulatorError, StorageUnavailable
 from simulator.matching import MATCH_SCHEMA, Match, closest, differences, matches
 from simulator.records import Event, JournalEntry
 from simulator.runtime import EXTENSION, Runtime, runtime
-from simulator.store.db import JournalQuery, Store
+from simulator.store import JournalQuery, Store
 from simulator.web import security
 from simulator.web.api.control import json_body, resolve_integration
 
