@@ -6,7 +6,7 @@ integration, and gets back a typed command (or a typed error) plus the contract 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -338,6 +338,22 @@ def pair_attachments(names: Sequence[str], urls: Sequence[str]) -> tuple[list[At
         for i in range(count)
     ]
     return pairs, len(names) == len(urls)
+
+
+def attachment_pairs(
+    attachments: Iterable[Attachment | tuple[str, str] | Mapping[str, str]],
+) -> list[tuple[str, str]]:
+    """Attachments as sent on the wire: repeated un-indexed keys, n-th name with n-th url."""
+    pairs: list[tuple[str, str]] = []
+    for item in attachments:
+        if isinstance(item, Attachment):
+            name, url = item.name, item.url
+        elif isinstance(item, Mapping):
+            name, url = item["name"], item["url"]
+        else:
+            name, url = item
+        pairs += [(ATTACHMENT_NAME, name), (ATTACHMENT_URL, url)]
+    return pairs
 
 
 def _new_message(
