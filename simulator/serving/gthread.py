@@ -23,7 +23,7 @@ from typing import Any
 from gunicorn.http.errors import NoMoreData  # type: ignore[import-untyped]
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
-from simulator.serving.production import READ_TIMEOUT_SECONDS
+from simulator.serving.limits import READ_TIMEOUT_SECONDS
 
 # A head longer than this goes to gunicorn's parser as it is, which refuses it (400/431).
 HEAD_LIMIT = 64 * 1024

@@ -29,6 +29,7 @@ from typing import Any
 from simulator import __version__
 from simulator.config.settings import load_settings
 from simulator.errors import ConfigError
+from simulator.serving.limits import READ_TIMEOUT_SECONDS
 from simulator.store.db import Store
 from simulator.web.security import THREADS_ENV
 
@@ -48,9 +49,6 @@ DEFAULT_THREADS = 32
 KEEPALIVE_SECONDS = 5
 # How long a stopping worker lets running requests (and SSE streams) finish.
 GRACEFUL_SECONDS = 3
-# A request's head and body must arrive within this many seconds of its first byte (of the
-# connection, for its first request); a client that trickles them is answered 408.
-READ_TIMEOUT_SECONDS = 10.0
 # Connections one worker holds at once (gunicorn's default), fewer if open files are scarce;
 # every slow client holds one for READ_TIMEOUT_SECONDS at most.
 MAX_CONNECTIONS = 1000
