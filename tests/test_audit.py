@@ -17,7 +17,8 @@ from simulator.clients.http import Answer, encode_form
 from simulator.contract import Integration
 from simulator.planfix.delivery import check_answer
 from simulator.scenarios.loader import load_file
-from simulator.scenarios.runner import Runner, ScenarioResult, Targets
+from simulator.scenarios.results import ScenarioResult
+from simulator.scenarios.runner import Runner, Targets
 from simulator.serving.live import LiveServer
 from simulator.store.db import Store
 from simulator.web.app import close_app, create_app

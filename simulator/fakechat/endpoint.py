@@ -39,6 +39,7 @@ from simulator.contract import (
     Form,
     Integration,
     Note,
+    attachment_pairs,
     pair_attachments,
 )
 from simulator.errors import BadRequest, InvalidParameters, InvalidToken
@@ -365,8 +366,7 @@ def message_form(data: dict[str, Any], integration: Integration) -> list[tuple[s
     for name in MESSAGE_FIELDS:
         if values.get(name) is not None:
             pairs.append((name, _text(values[name])))
-    for item in values.get("attachments", []):
-        pairs += [(ATTACHMENT_NAME, item["name"]), (ATTACHMENT_URL, item["url"])]
+    pairs += attachment_pairs(values.get("attachments", []))
     for name in ("isEcho", "userEmail"):
         if values.get(name) is not None:
             pairs.append((name, _text(values[name])))
@@ -389,8 +389,7 @@ def command_form(data: dict[str, Any], integration: Integration) -> list[tuple[s
         if name in ("cmd", "providerId", TOKEN_FIELD, "integration", "planfix_url"):
             continue
         if name == "attachments":
-            for item in value:
-                pairs += [(ATTACHMENT_NAME, item["name"]), (ATTACHMENT_URL, item["url"])]
+            pairs += attachment_pairs(value)
         elif isinstance(value, list):
             pairs += [(name, _text(v)) for v in value]
         elif value is not None:

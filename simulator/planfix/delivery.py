@@ -21,14 +21,13 @@ from typing import Any
 from simulator.clients.http import Answer, post_form
 from simulator.config.settings import Settings
 from simulator.contract import (
-    ATTACHMENT_NAME,
-    ATTACHMENT_URL,
     Attachment,
     ContactInfo,
     Employee,
     Integration,
     Note,
     Retry,
+    attachment_pairs,
     default_task_title,
     task_email,
 )
@@ -72,13 +71,6 @@ def _author_pairs(author: Employee) -> list[tuple[str, str]]:
     return [("userName", author.name), ("userLastName", author.last_name), ("userIco", author.ico)]
 
 
-def _attachment_pairs(attachments: Sequence[Attachment]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for item in attachments:
-        pairs += [(ATTACHMENT_NAME, item.name), (ATTACHMENT_URL, item.url)]
-    return pairs
-
-
 def reply_form(
     integration: Integration,
     *,
@@ -105,7 +97,7 @@ def reply_form(
         pairs.append(("contactPhone", contact_phone))
     if channel:
         pairs.append(("channel", channel))
-    return pairs + _attachment_pairs(message.attachments)
+    return pairs + attachment_pairs(message.attachments)
 
 
 def first_form(
@@ -131,7 +123,7 @@ def first_form(
     ]
     if channel:
         pairs.append(("channel", channel))
-    return pairs + _attachment_pairs(message.attachments)
+    return pairs + attachment_pairs(message.attachments)
 
 
 @dataclass(frozen=True)
