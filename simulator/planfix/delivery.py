@@ -40,7 +40,6 @@ from simulator.wire import ORIGIN_HEADER
 log = logging.getLogger("simulator.planfix.delivery")
 
 BASE_URL_PLACEHOLDER = "{base_url}"
-SERVICE = "delivery"
 # Where a first message goes when the integration has no chat yet to take a providerId from.
 DEFAULT_PROVIDER_ID = "fakechat"
 _EXCERPT = 200
