@@ -431,20 +431,24 @@ def history_description(task_number: int, lines: Sequence[HistoryLine]) -> str:
     return "\n".join([head, *body])
 
 
-def choose_echo_author(
-    user_email: str | None,
+def choose_author(
+    email: str | None,
     employees: Sequence[Employee],
     integration: Integration,
 ) -> tuple[Employee | None, list[Note]]:
-    """The author of an echo message: userEmail, else the integration's employee, else the owner."""
+    """The author of a reply or an echo: `email`, else the integration's employee, else the owner.
+
+    An e-mail no employee has is noted (`unknown-employee`) and the default is used; None only
+    when the account has no employees.
+    """
     notes: list[Note] = []
     by_email = {e.email.lower(): e for e in employees}
-    if user_email:
-        found = by_email.get(user_email.lower())
+    if email:
+        found = by_email.get(email.lower())
         if found:
             return found, notes
         notes.append(
-            Note("unknown-employee", f"userEmail {user_email!r} is no employee; using the default")
+            Note("unknown-employee", f"userEmail {email!r} is no employee; using the default")
         )
     if integration.default_employee:
         found = by_email.get(integration.default_employee.lower())

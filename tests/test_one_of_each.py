@@ -5,6 +5,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+from simulator.contract import Employee, Integration, choose_author
+
 PACKAGE = Path(__file__).resolve().parent.parent / "simulator"
 NAME_KEYS = {"attachments[name]", "ATTACHMENT_NAME"}
 URL_KEYS = {"attachments[url]", "ATTACHMENT_URL"}
@@ -42,3 +46,45 @@ def _is_key(node: ast.AST, keys: set[str]) -> bool:
 def test_attachment_pairs_are_built_by_one_helper() -> None:
     builders = _functions_building(_is_name_pair) - DELIBERATELY_UNPAIRED
     assert builders == {"simulator/contract.py::attachment_pairs"}
+
+
+ANN = Employee(1, "ann@example.com", "Ann")
+BOB = Employee(2, "bob@example.com", "Bob")
+TEAM = [ANN, BOB]
+
+
+def _integration(default_employee: str | None = None) -> Integration:
+    return Integration(1, "i", "pt", "t", "http://127.0.0.1/", default_employee=default_employee)
+
+
+@pytest.mark.parametrize(
+    ("email", "employees", "default", "author", "noted"),
+    [
+        ("bob@example.com", TEAM, None, BOB, False),
+        ("BOB@example.com", TEAM, "ann@example.com", BOB, False),
+        (None, TEAM, "bob@example.com", BOB, False),
+        (None, TEAM, "nobody@example.com", ANN, False),
+        (None, TEAM, None, ANN, False),
+        ("", TEAM, None, ANN, False),
+        ("eve@example.com", TEAM, "bob@example.com", BOB, True),
+        ("eve@example.com", TEAM, None, ANN, True),
+        (None, [], None, None, False),
+    ],
+)
+def test_one_rule_chooses_the_author_of_replies_and_echoes(
+    email: str | None,
+    employees: list[Employee],
+    default: str | None,
+    author: Employee | None,
+    noted: bool,
+) -> None:
+    chosen, notes = choose_author(email, employees, _integration(default))
+    assert chosen == author
+    assert [n.code for n in notes] == (["unknown-employee"] if noted else [])
+
+
+@pytest.mark.parametrize("duplicate", ["choose_employee", "choose_echo_author"])
+def test_no_second_author_rule_remains(duplicate: str) -> None:
+    assert not any(
+        f"def {duplicate}(" in path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py")
+    )

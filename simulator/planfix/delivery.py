@@ -28,6 +28,7 @@ from simulator.contract import (
     Note,
     Retry,
     attachment_pairs,
+    choose_author,
     default_task_title,
     task_email,
 )
@@ -50,20 +51,16 @@ def expand_url(url: str, base_url: str) -> str:
     return url.replace(BASE_URL_PLACEHOLDER, base_url)
 
 
-def choose_employee(store: Store, integration: Integration, email: str | None) -> Employee:
-    """The author of a reply: `email`, else the integration's employee, else the first one."""
-    employees = store.employees()
-    by_email = {e.email.lower(): e for e in employees}
-    if email:
-        found = by_email.get(email.lower())
-        if found is None:
-            raise BadRequest(f"employee: no employee has the e-mail {email!r}")
-        return found
-    if integration.default_employee and integration.default_employee.lower() in by_email:
-        return by_email[integration.default_employee.lower()]
-    if not employees:
+def _sender(store: Store, integration: Integration, email: str | None) -> Employee:
+    """The author of an outbound message, chosen by the one author rule."""
+    # An operator naming no employee, or an account without any, is the control call's error
+    # (400), not a silent default as for an echo.
+    author, unknown = choose_author(email, store.employees(), integration)
+    if unknown:
+        raise BadRequest(f"employee: no employee has the e-mail {email!r}")
+    if author is None:
         raise BadRequest("employee: the account has no employees")
-    return employees[0]
+    return author
 
 
 def _author_pairs(author: Employee) -> list[tuple[str, str]]:
@@ -422,7 +419,7 @@ def queue_reply(
     """An operator's reply in a task: stored pending and queued for delivery."""
     task = store.task(task_number)
     integration = store.integration(task.integration_id)
-    author = choose_employee(store, integration, employee)
+    author = _sender(store, integration, employee)
     message = store.add_outbound(
         task_number, kind="reply", text=text, author=author, attachments=attachments
     )
@@ -455,7 +452,7 @@ def queue_first_message(
     provider_id: str | None = None,
 ) -> tuple[MessageRecord, DeliveryRecord]:
     """A first message to a contact's phone: stored pending in no task, queued for delivery."""
-    author = choose_employee(store, integration, employee)
+    author = _sender(store, integration, employee)
     if not provider_id:
         chats = store.chats(integration.id)
         provider_id = chats[0].provider_id if chats else DEFAULT_PROVIDER_ID
