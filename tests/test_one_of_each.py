@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from simulator.contract import Employee, Integration, choose_author
+from simulator.contract import Employee, Form, Integration, Note, choose_author
+from simulator.planfix.exchange import exchange
 
 PACKAGE = Path(__file__).resolve().parent.parent / "simulator"
 NAME_KEYS = {"attachments[name]", "ATTACHMENT_NAME"}
@@ -88,3 +90,45 @@ def test_no_second_author_rule_remains(duplicate: str) -> None:
     assert not any(
         f"def {duplicate}(" in path.read_text(encoding="utf-8") for path in PACKAGE.rglob("*.py")
     )
+
+
+def _calls(name: str) -> set[str]:
+    return _functions_building(
+        lambda node: (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+        )
+    )
+
+
+def test_journal_entries_are_assembled_by_one_builder() -> None:
+    assert _calls("ExchangeRecord") == {"simulator/planfix/exchange.py::exchange"}
+
+
+FORM = Form((("cmd", "newMessage"), ("chatId", "c-1"), ("planfix_token", "secret")))
+
+
+@pytest.mark.parametrize(
+    ("given", "wanted"),
+    [
+        (
+            {"status": 200, "body": "{}"},
+            {"cmd": "newMessage", "chat_id": "c-1", "status": 200, "response_body": "{}"},
+        ),
+        ({"status": 200, "body": "{}", "chat_id": "c-9"}, {"chat_id": "c-9"}),
+        (
+            {"status": 200, "body": "{}", "dropped": True},
+            {"status": None, "response_body": "", "error": "connection dropped (fault)"},
+        ),
+        ({"status": None, "error": "timeout: no answer"}, {"error": "timeout: no answer"}),
+        (
+            {"status": 200, "notes": [Note("contract", "odd")]},
+            {"notes": [{"code": "contract", "text": "odd", "unknown": False}]},
+        ),
+    ],
+)
+def test_the_exchange_builder_reads_the_form_and_the_answer(
+    given: dict[str, Any], wanted: dict[str, Any]
+) -> None:
+    built = exchange("to_chat", "planfix", "POST", "/hook", FORM, integration_id=1, **given)
+    assert built.form == [["cmd", "newMessage"], ["chatId", "c-1"], ["planfix_token", "secret"]]
+    assert {key: getattr(built, key) for key in wanted} == wanted

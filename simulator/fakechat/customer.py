@@ -23,9 +23,9 @@ from simulator.contract import (
 from simulator.errors import BadRequest
 from simulator.fakechat.reporter import SEND_TIMEOUT
 from simulator.planfix.delivery import DEFAULT_PROVIDER_ID, send_marked
+from simulator.planfix.exchange import exchange
 from simulator.records import FakeChat
 from simulator.runtime import runtime
-from simulator.store.db import ExchangeRecord
 from simulator.web.api.control import (
     ATTACHMENTS_SCHEMA,
     integration_filter,
@@ -145,20 +145,17 @@ def send_to_planfix(
     if not planfix_url:
         return post_form(rt.base_url + "/webchat/api", pairs, timeout=SEND_TIMEOUT)
     sent = send_marked(rt.store, planfix_url, pairs, SEND_TIMEOUT)
-    form = Form.of(pairs)
     rt.store.record(
-        ExchangeRecord(
-            direction="to_planfix",
-            party="fake_chat",
-            method="POST",
-            url=planfix_url,
-            cmd=form.get("cmd") or "",
-            chat_id=form.get("chatId") or "",
-            form=form.as_list(),
-            request_headers=sent.headers,
+        exchange(
+            "to_planfix",
+            "fake_chat",
+            "POST",
+            planfix_url,
+            Form.of(pairs),
             status=sent.answer.status,
-            response_body=sent.answer.text,
+            body=sent.answer.text,
             duration_ms=sent.answer.duration_ms,
+            headers=sent.headers,
             fault=sent.fault,
             error=sent.answer.error,
             integration_id=integration.id,

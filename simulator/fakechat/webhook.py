@@ -31,9 +31,9 @@ from simulator.contract import (
 )
 from simulator.errors import InvalidParameters, InvalidToken
 from simulator.fakechat.reporter import report_status
+from simulator.planfix.exchange import exchange
 from simulator.records import InboxItem
 from simulator.runtime import runtime
-from simulator.store.db import ExchangeRecord
 from simulator.wire import ORIGIN_HEADER, WEBHOOK_PATH, parse_body, request_headers
 
 bp = Blueprint("fake_chat_webhook", __name__)
@@ -166,21 +166,21 @@ def _journal(response: Response) -> Response:
     if seen is None or request.headers.get(ORIGIN_HEADER) == rt.store.instance_id:
         return response  # the simulator called itself: the sender journals the exchange
     rt.store.record(
-        ExchangeRecord(
-            direction="to_chat",
-            party="fake_chat",
-            method=request.method,
-            url=request.full_path.rstrip("?"),
-            cmd=seen.form.get("cmd") or "",
-            chat_id=seen.chat_id or seen.form.get("chatId") or "",
-            form=seen.form.as_list(),
-            request_headers=request_headers(request.environ),
-            status=None if seen.dropped else response.status_code,
-            response_body="" if seen.dropped else response.get_data(as_text=True),
+        exchange(
+            "to_chat",
+            "fake_chat",
+            request.method,
+            request.full_path.rstrip("?"),
+            seen.form,
+            status=response.status_code,
+            body=response.get_data(as_text=True),
             duration_ms=(time.perf_counter() - seen.started) * 1000,
-            notes=[n.as_dict() for n in seen.notes],
+            headers=request_headers(request.environ),
+            chat_id=seen.chat_id,
+            notes=seen.notes,
             fault=seen.fault,
-            error="connection dropped (fault)" if seen.dropped else g.get("planfix_error", ""),
+            error=g.get("planfix_error", ""),
+            dropped=seen.dropped,
             integration_id=seen.integration_id,
         )
     )

@@ -24,6 +24,7 @@ from simulator.contract import (
     Attachment,
     ContactInfo,
     Employee,
+    Form,
     Integration,
     Note,
     Retry,
@@ -34,8 +35,9 @@ from simulator.contract import (
 )
 from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.faults import REQUEST_HEADER
+from simulator.planfix.exchange import exchange
 from simulator.records import DeliveryRecord, MessageRecord
-from simulator.store.db import AttemptResult, ExchangeRecord, FirstChat, Store
+from simulator.store.db import AttemptResult, FirstChat, Store
 from simulator.wire import ORIGIN_HEADER
 
 log = logging.getLogger("simulator.planfix.delivery")
@@ -233,20 +235,19 @@ def attempt(store: Store, base_url: str, delivery_id: int, worker: str) -> Deliv
     sent_chat = next((v for k, v in pairs if k == "chatId"), None)
     sent = send_marked(store, url, pairs, integration.timeout)
     verdict = check_answer(delivery.variant, sent_chat, sent.answer)
-    notes = [] if verdict.delivered else [Note("contract", verdict.note).as_dict()]
+    notes = [] if verdict.delivered else [Note("contract", verdict.note)]
     store.record(
-        ExchangeRecord(
-            direction="to_chat",
-            party="planfix",
-            method="POST",
-            url=url,
-            cmd="newMessage",
-            chat_id=sent_chat or verdict.chat_id or "",
-            form=delivery.form,
-            request_headers=sent.headers,
+        exchange(
+            "to_chat",
+            "planfix",
+            "POST",
+            url,
+            Form.of(pairs),
             status=sent.answer.status,
-            response_body=sent.answer.text,
+            body=sent.answer.text,
             duration_ms=sent.answer.duration_ms,
+            headers=sent.headers,
+            chat_id=sent_chat or verdict.chat_id or "",
             notes=notes,
             fault=sent.fault,
             error=sent.answer.error,
