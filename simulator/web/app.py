@@ -27,7 +27,7 @@ from simulator.errors import (
 from simulator.planfix import chat_api as planfix_api
 from simulator.runtime import EXTENSION, Runtime, runtime
 from simulator.store.db import Store
-from simulator.web.api import control as control_api
+from simulator.web.api import contacts, employees, integrations, journal, status, tasks
 
 log = logging.getLogger("simulator")
 
@@ -93,7 +93,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = planfix_api.PlanfixApi(  # type: ignore[method-assign]
         app.wsgi_app, rt, propagate=testing, on_error=report
     )
-    app.register_blueprint(control_api.bp)
+    for resource in (status, integrations, employees, tasks, contacts, journal):
+        app.register_blueprint(resource.bp)
     from simulator.web.api import events
 
     app.register_blueprint(events.bp)
