@@ -6,7 +6,7 @@ integration, and gets back a typed command (or a typed error) plus the contract 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -340,6 +340,22 @@ def pair_attachments(names: Sequence[str], urls: Sequence[str]) -> tuple[list[At
     return pairs, len(names) == len(urls)
 
 
+def attachment_pairs(
+    attachments: Iterable[Attachment | tuple[str, str] | Mapping[str, str]],
+) -> list[tuple[str, str]]:
+    """Attachments as sent on the wire: repeated un-indexed keys, n-th name with n-th url."""
+    pairs: list[tuple[str, str]] = []
+    for item in attachments:
+        if isinstance(item, Attachment):
+            name, url = item.name, item.url
+        elif isinstance(item, Mapping):
+            name, url = item["name"], item["url"]
+        else:
+            name, url = item
+        pairs += [(ATTACHMENT_NAME, name), (ATTACHMENT_URL, url)]
+    return pairs
+
+
 def _new_message(
     form: Form, values: dict[str, str | None], integration: Integration, notes: list[Note]
 ) -> NewMessage:
@@ -415,20 +431,24 @@ def history_description(task_number: int, lines: Sequence[HistoryLine]) -> str:
     return "\n".join([head, *body])
 
 
-def choose_echo_author(
-    user_email: str | None,
+def choose_author(
+    email: str | None,
     employees: Sequence[Employee],
     integration: Integration,
 ) -> tuple[Employee | None, list[Note]]:
-    """The author of an echo message: userEmail, else the integration's employee, else the owner."""
+    """The author of a reply or an echo: `email`, else the integration's employee, else the owner.
+
+    An e-mail no employee has is noted (`unknown-employee`) and the default is used; None only
+    when the account has no employees.
+    """
     notes: list[Note] = []
     by_email = {e.email.lower(): e for e in employees}
-    if user_email:
-        found = by_email.get(user_email.lower())
+    if email:
+        found = by_email.get(email.lower())
         if found:
             return found, notes
         notes.append(
-            Note("unknown-employee", f"userEmail {user_email!r} is no employee; using the default")
+            Note("unknown-employee", f"userEmail {email!r} is no employee; using the default")
         )
     if integration.default_employee:
         found = by_email.get(integration.default_employee.lower())

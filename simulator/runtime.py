@@ -1,14 +1,19 @@
-"""What one app instance holds: settings and store, reached through `app.extensions`."""
+"""What one app instance holds: settings, store and its background services.
+
+Reached through `app.extensions`; each service has a typed slot, made here when the runtime is.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, current_app
 
 from simulator.config.settings import Settings
+from simulator.fakechat.reporter import Reporter
+from simulator.planfix.delivery import DeliveryWorker
 from simulator.store import Store
+from simulator.web.hub import Hub
 
 EXTENSION = "planfix_simulator"
 
@@ -20,12 +25,30 @@ class Runtime:
     settings: Settings
     store: Store
     temp_dir: str | None = None
-    services: dict[str, Any] = field(default_factory=dict)
+    # The background services: the SSE hub, the delivery worker, the fake chat's reporter.
+    hub: Hub = field(init=False)
+    delivery: DeliveryWorker = field(init=False)
+    reporter: Reporter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hub = Hub(self.store)
+        self.delivery = DeliveryWorker(self.store, lambda: self.base_url)
+        self.reporter = Reporter(self.store)
 
     @property
     def base_url(self) -> str:
         """The simulator's own URL, as its clients reach it."""
         return self.settings.base_url
+
+    def start_services(self) -> None:
+        """Start the services that run from the beginning (the others start on first use)."""
+        self.delivery.start()
+
+    def stop_services(self) -> None:
+        """Stop every background service; idempotent."""
+        self.hub.stop()
+        self.delivery.stop()
+        self.reporter.stop()
 
 
 def runtime(app: Flask | None = None) -> Runtime:

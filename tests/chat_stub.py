@@ -163,8 +163,8 @@ def stub_server() -> Iterator[IntegrationStub]:
 def background_errors(server: LiveServer) -> list[BaseException]:
     """Exceptions raised in the server's delivery worker and fake-chat reporter (bugs)."""
     assert server.app is not None
-    services = runtime(server.app).services
-    return [*services["delivery"].errors, *services["fake_chat_reporter"].errors]
+    rt = runtime(server.app)
+    return [*rt.delivery.errors, *rt.reporter.errors]
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,8 @@ from simulator.planfix.delivery import (
 )
 from simulator.records import MessageRecord
 from simulator.scenarios.loader import load_file
-from simulator.scenarios.runner import Runner, ScenarioResult, Targets
+from simulator.scenarios.results import ScenarioResult
+from simulator.scenarios.runner import Runner, Targets
 from simulator.serving.live import LiveServer
 from simulator.store import Store
 from simulator.web.app import close_app, create_app

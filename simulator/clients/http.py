@@ -1,7 +1,8 @@
 """The one HTTP client of the codebase: delivery, the fake chat, scenarios, fuzz and tests use it.
 
-Typed clients on top of it: `PlanfixClient` (the five chat-API commands) and `ControlClient`
-(`/api/v1`), defined in planfix_client.py and control_client.py, importable from here.
+Typed clients on top of it: `PlanfixClient` (the five chat-API commands, clients/planfix.py) and
+`ControlClient` (`/api/v1`, clients/control.py); this module imports neither. Import them all from
+`simulator.clients`.
 
 `send()` never raises for HTTP or network trouble: it returns an `Answer` whose `error` says what
 went wrong (timeout, refused, TLS, reset), because every caller must record failures, not crash.
@@ -15,26 +16,10 @@ import ssl
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import SplitResult, quote, urlencode, urlsplit
 
-if TYPE_CHECKING:
-    from simulator.clients.control import ControlClient, ControlError, Fault, WaitTimeout
-    from simulator.clients.planfix import PlanfixAnswer, PlanfixClient
-
-__all__ = [
-    "Answer",
-    "ControlClient",
-    "ControlError",
-    "Fault",
-    "PlanfixAnswer",
-    "PlanfixClient",
-    "WaitTimeout",
-    "encode_form",
-    "post_form",
-    "request_json",
-    "send",
-]
+__all__ = ["Answer", "encode_form", "parse_json", "post_form", "request_json", "send"]
 
 USER_AGENT = "planfix-simulator"
 
@@ -180,25 +165,3 @@ def request_json(
     if data is not None:
         extra["Content-Type"] = "application/json"
     return send(method, url, body=body, headers=extra, timeout=timeout)
-
-
-# The typed clients live in their own modules (they import this one); re-exported lazily here
-# so `from simulator.clients.http import PlanfixClient` works whichever module is imported first.
-_TYPED = {
-    "PlanfixClient": "simulator.clients.planfix",
-    "PlanfixAnswer": "simulator.clients.planfix",
-    "ControlClient": "simulator.clients.control",
-    "ControlError": "simulator.clients.control",
-    "WaitTimeout": "simulator.clients.control",
-    "Fault": "simulator.clients.control",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Resolve the re-exported typed clients on first use."""
-    module = _TYPED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.clients.http import Answer, parse_json, post_form
+from simulator.contract import attachment_pairs
 
 Pairs = list[tuple[str, str]]
 AttachmentLike = tuple[str, str] | Mapping[str, str]
@@ -48,15 +49,6 @@ WIRE_NAMES: dict[str, str] = {
 def wire_name(name: str) -> str:
     """The wire name of a Python-style field name; wire names and unknown names pass unchanged."""
     return WIRE_NAMES.get(name, name)
-
-
-def attachment_pairs(attachments: Iterable[AttachmentLike]) -> Pairs:
-    """Attachments as sent on the wire: repeated un-indexed keys, n-th name with n-th url."""
-    pairs: Pairs = []
-    for item in attachments:
-        name, url = (item["name"], item["url"]) if isinstance(item, Mapping) else item
-        pairs += [("attachments[name]", name), ("attachments[url]", url)]
-    return pairs
 
 
 def _optional(pairs: Pairs, **values: str | None) -> None:

@@ -46,7 +46,7 @@ from simulator.errors import (
     error_response,
 )
 from simulator.planfix import commands as account
-from simulator.store import ExchangeRecord
+from simulator.planfix.exchange import exchange
 from simulator.wire import (
     ORIGIN_HEADER,
     WEBHOOK_PATH,
@@ -61,7 +61,7 @@ from simulator.wire import (
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from simulator.runtime import Runtime
+from simulator.runtime import Runtime
 
 API_PATHS = ("/webchat/api", "/chat/api")
 # Commands that change nothing but the journal: answerable while the disk takes no writes.
@@ -309,21 +309,20 @@ class PlanfixApi:
             return  # the simulator called itself: the sending side journals it
         query = environ.get("QUERY_STRING", "")
         store.record(
-            ExchangeRecord(
-                direction="to_planfix",
-                party="planfix",
-                method=safe_method(environ["REQUEST_METHOD"]),
-                url=environ["PATH_INFO"] + (f"?{query}" if query else ""),
-                cmd=seen.cmd,
-                chat_id=seen.form.get("chatId") or "",
-                form=seen.form.as_list(),
-                request_headers=request_headers(environ),
-                status=None if seen.dropped else response.status_code,
-                response_body="" if seen.dropped else response.get_data(as_text=True),
+            exchange(
+                "to_planfix",
+                "planfix",
+                safe_method(environ["REQUEST_METHOD"]),
+                environ["PATH_INFO"] + (f"?{query}" if query else ""),
+                seen.form,
+                status=response.status_code,
+                body=response.get_data(as_text=True),
                 duration_ms=(time.perf_counter() - seen.started) * 1000,
-                notes=[n.as_dict() for n in seen.notes],
-                error="connection dropped (fault)" if seen.dropped else seen.error,
+                headers=request_headers(environ),
+                notes=seen.notes,
                 fault=seen.fault,
+                error=seen.error,
+                dropped=seen.dropped,
                 integration_id=seen.integration_id,
             )
         )

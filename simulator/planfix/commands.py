@@ -17,7 +17,7 @@ from simulator.contract import (
     NewMessage,
     Note,
     UpdateContact,
-    choose_echo_author,
+    choose_author,
     strict_check,
 )
 from simulator.errors import InvalidParameters, TaskNotFound, UnknownContact
@@ -42,9 +42,7 @@ def run(store: Store, integration: Integration, command: Command, notes: list[No
     if isinstance(command, NewMessage):
         author = None
         if command.is_echo:
-            author, author_notes = choose_echo_author(
-                command.user_email, store.employees(), integration
-            )
+            author, author_notes = choose_author(command.user_email, store.employees(), integration)
             notes = [*notes, *author_notes]
         filed = lifecycle.file_message(store, integration, command, author)
         return Outcome(

@@ -21,28 +21,29 @@ from typing import Any
 from simulator.clients.http import Answer, post_form
 from simulator.config.settings import Settings
 from simulator.contract import (
-    ATTACHMENT_NAME,
-    ATTACHMENT_URL,
     Attachment,
     ContactInfo,
     Employee,
+    Form,
     Integration,
     Note,
     Retry,
+    attachment_pairs,
+    choose_author,
     default_task_title,
     task_email,
 )
 from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.faults import REQUEST_HEADER
+from simulator.planfix.exchange import exchange
 from simulator.planfix.lifecycle import FirstChat, finish_attempt
 from simulator.records import DeliveryRecord, MessageRecord
-from simulator.store import AttemptResult, ExchangeRecord, Store
+from simulator.store import AttemptResult, Store
 from simulator.wire import ORIGIN_HEADER
 
 log = logging.getLogger("simulator.planfix.delivery")
 
 BASE_URL_PLACEHOLDER = "{base_url}"
-SERVICE = "delivery"
 # Where a first message goes when the integration has no chat yet to take a providerId from.
 DEFAULT_PROVIDER_ID = "fakechat"
 _EXCERPT = 200
@@ -53,31 +54,20 @@ def expand_url(url: str, base_url: str) -> str:
     return url.replace(BASE_URL_PLACEHOLDER, base_url)
 
 
-def choose_employee(store: Store, integration: Integration, email: str | None) -> Employee:
-    """The author of a reply: `email`, else the integration's employee, else the first one."""
-    employees = store.employees()
-    by_email = {e.email.lower(): e for e in employees}
-    if email:
-        found = by_email.get(email.lower())
-        if found is None:
-            raise BadRequest(f"employee: no employee has the e-mail {email!r}")
-        return found
-    if integration.default_employee and integration.default_employee.lower() in by_email:
-        return by_email[integration.default_employee.lower()]
-    if not employees:
+def _sender(store: Store, integration: Integration, email: str | None) -> Employee:
+    """The author of an outbound message, chosen by the one author rule."""
+    # An operator naming no employee, or an account without any, is the control call's error
+    # (400), not a silent default as for an echo.
+    author, unknown = choose_author(email, store.employees(), integration)
+    if unknown:
+        raise BadRequest(f"employee: no employee has the e-mail {email!r}")
+    if author is None:
         raise BadRequest("employee: the account has no employees")
-    return employees[0]
+    return author
 
 
 def _author_pairs(author: Employee) -> list[tuple[str, str]]:
     return [("userName", author.name), ("userLastName", author.last_name), ("userIco", author.ico)]
-
-
-def _attachment_pairs(attachments: Sequence[Attachment]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
-    for item in attachments:
-        pairs += [(ATTACHMENT_NAME, item.name), (ATTACHMENT_URL, item.url)]
-    return pairs
 
 
 def reply_form(
@@ -106,7 +96,7 @@ def reply_form(
         pairs.append(("contactPhone", contact_phone))
     if channel:
         pairs.append(("channel", channel))
-    return pairs + _attachment_pairs(message.attachments)
+    return pairs + attachment_pairs(message.attachments)
 
 
 def first_form(
@@ -132,7 +122,7 @@ def first_form(
     ]
     if channel:
         pairs.append(("channel", channel))
-    return pairs + _attachment_pairs(message.attachments)
+    return pairs + attachment_pairs(message.attachments)
 
 
 @dataclass(frozen=True)
@@ -246,20 +236,19 @@ def attempt(store: Store, base_url: str, delivery_id: int, worker: str) -> Deliv
     sent_chat = next((v for k, v in pairs if k == "chatId"), None)
     sent = send_marked(store, url, pairs, integration.timeout)
     verdict = check_answer(delivery.variant, sent_chat, sent.answer)
-    notes = [] if verdict.delivered else [Note("contract", verdict.note).as_dict()]
+    notes = [] if verdict.delivered else [Note("contract", verdict.note)]
     store.record(
-        ExchangeRecord(
-            direction="to_chat",
-            party="planfix",
-            method="POST",
-            url=url,
-            cmd="newMessage",
-            chat_id=sent_chat or verdict.chat_id or "",
-            form=delivery.form,
-            request_headers=sent.headers,
+        exchange(
+            "to_chat",
+            "planfix",
+            "POST",
+            url,
+            Form.of(pairs),
             status=sent.answer.status,
-            response_body=sent.answer.text,
+            body=sent.answer.text,
             duration_ms=sent.answer.duration_ms,
+            headers=sent.headers,
+            chat_id=sent_chat or verdict.chat_id or "",
             notes=notes,
             fault=sent.fault,
             error=sent.answer.error,
@@ -431,7 +420,7 @@ def queue_reply(
     """An operator's reply in a task: stored pending and queued for delivery."""
     task = store.task(task_number)
     integration = store.integration(task.integration_id)
-    author = choose_employee(store, integration, employee)
+    author = _sender(store, integration, employee)
     message = store.add_outbound(
         task_number, kind="reply", text=text, author=author, attachments=attachments
     )
@@ -464,7 +453,7 @@ def queue_first_message(
     provider_id: str | None = None,
 ) -> tuple[MessageRecord, DeliveryRecord]:
     """A first message to a contact's phone: stored pending in no task, queued for delivery."""
-    author = choose_employee(store, integration, employee)
+    author = _sender(store, integration, employee)
     if not provider_id:
         chats = store.chats(integration.id)
         provider_id = chats[0].provider_id if chats else DEFAULT_PROVIDER_ID

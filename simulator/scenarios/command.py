@@ -18,7 +18,8 @@ from simulator.scenarios.report import (
     scenario_header,
     step_line,
 )
-from simulator.scenarios.runner import Runner, ScenarioResult, StepResult, Targets
+from simulator.scenarios.results import ScenarioResult, StepResult
+from simulator.scenarios.runner import Runner, Targets
 from simulator.scenarios.schema import schema_text
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INVALID = 0, 1, 2

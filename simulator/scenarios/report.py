@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from simulator.errors import ConfigError
 from simulator.scenarios.loader import Scenario
-from simulator.scenarios.runner import ScenarioResult, StepResult
+from simulator.scenarios.results import ScenarioResult, StepResult
 
 MAX_SHOWN = 2000
 

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-from simulator.clients import http as client
+from simulator.clients import Answer, ControlClient, ControlError, WaitTimeout, encode_form, send
+from simulator.contract import attachment_pairs
+from simulator.scenarios.expectations import check_expectations
 from simulator.scenarios.loader import Scenario, Step
-from simulator.scenarios.matchers import Mismatch, compare, project
+from simulator.scenarios.recording import RecordingControl, refused
+from simulator.scenarios.results import Exchange, ScenarioResult, StepError, StepResult
 from simulator.scenarios.templating import Renderer, TemplateFailure
 
 WEBCHAT_PATH = "/webchat/api"
@@ -37,11 +40,6 @@ class Targets:
     admin_token: str | None = None
 
     @property
-    def control_headers(self) -> dict[str, str]:
-        """Headers of control-API calls (the admin token, when the simulator requires one)."""
-        return {"Authorization": f"Bearer {self.admin_token}"} if self.admin_token else {}
-
-    @property
     def webchat_url(self) -> str:
         """The `/webchat/api` that send steps post to."""
         return self.planfix_url or self.simulator_url.rstrip("/") + WEBCHAT_PATH
@@ -51,62 +49,6 @@ class Targets:
         """Whether send steps reach this simulator (so its journal shows their contract notes)."""
         own = self.simulator_url.rstrip("/") + "/"
         return self.planfix_url is None or self.planfix_url.startswith(own)
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """A request the runner made and what came back, for the failure report."""
-
-    method: str
-    url: str
-    request: str
-    status: int | None
-    answer: str
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """The outcome of one step."""
-
-    step: Step
-    ok: bool
-    duration_ms: float
-    summary: str = ""
-    mismatches: tuple[Mismatch, ...] = ()
-    error: str = ""
-    exchanges: tuple[Exchange, ...] = ()
-    expected: Any = None
-    actual: Any = None
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class ScenarioResult:
-    """The outcome of a scenario: its steps, or the setup error that stopped it."""
-
-    scenario: Scenario
-    steps: tuple[StepResult, ...]
-    duration_ms: float
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        """Passed: set up, and every step passed."""
-        return not self.error and all(s.ok for s in self.steps)
-
-    @property
-    def failed_step(self) -> StepResult | None:
-        """The step that failed, if one did."""
-        return next((s for s in self.steps if not s.ok), None)
-
-
-class StepError(Exception):
-    """A step could not be carried out (as opposed to: it ran and its answer did not match)."""
-
-    def __init__(self, message: str, exchanges: tuple[Exchange, ...] = ()) -> None:
-        super().__init__(message)
-        self.exchanges = exchanges
 
 
 @dataclass
@@ -143,7 +85,7 @@ def _parse(text: str) -> Any:
         return None
 
 
-def _answer_dict(answer: client.Answer) -> dict[str, Any]:
+def _answer_dict(answer: Answer) -> dict[str, Any]:
     return {
         "status": answer.status,
         "text": answer.text,
@@ -180,30 +122,17 @@ class Runner:
 
     # -- control API -----------------------------------------------------------------------
 
-    def _control(
-        self, state: _State | None, method: str, path: str, data: Any = None, *, ok: int = 200
-    ) -> Any:
-        url = self.targets.simulator_url.rstrip("/") + path
-        answer = client.request_json(
-            method, url, data, timeout=self.timeout + 30, headers=self.targets.control_headers
+    def _control(self, state: _State | None) -> ControlClient:
+        """The control client; with `state`, its calls show in the step's failure report."""
+        return RecordingControl(
+            self.targets.simulator_url.rstrip("/"),
+            self.targets.admin_token,
+            self.timeout + 30,
+            None if state is None else state.exchanges,
         )
-        exchange = Exchange(
-            method,
-            url,
-            "" if data is None else json.dumps(data, ensure_ascii=False),
-            answer.status,
-            answer.text,
-            answer.error,
-        )
-        if state is not None:
-            state.exchanges.append(exchange)
-        if answer.status not in (ok, 200, 201):
-            problem = answer.error or f"answered {answer.status}: {answer.text[:500].strip()}"
-            raise StepError(f"{method} {path}: {problem}", (exchange,))
-        return answer.json_or_none()
 
     def _last_journal_id(self, state: _State | None) -> int:
-        entries = self._control(state, "GET", "/api/v1/journal?limit=1")
+        entries = self._control(state).journal(limit=1)
         return int(entries[-1]["id"]) if entries else 0
 
     # -- scenario --------------------------------------------------------------------------
@@ -228,9 +157,10 @@ class Runner:
         settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
         if self.targets.integration_url:
             settings["url"] = self.targets.integration_url
-        created = self._control(None, "POST", "/api/v1/integrations", settings, ok=201)
+        control = self._control(None)
+        created = dict(control.create_integration(**settings))
         if faults:
-            self._control(None, "PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+            control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
         token = created["planfix_token"]
         if not self.targets.planfix_is_simulator:
             token = self.targets.planfix_token or self.environ.get("PLANFIX_SIM_PLANFIX_TOKEN", "")
@@ -245,11 +175,8 @@ class Runner:
     def _teardown(self, state: _State) -> None:
         if "planfix_token" in state.scenario.integration:
             # A fixed token must be free for the next scenario that names it.
-            self._control(
-                None,
-                "PATCH",
-                f"/api/v1/integrations/{state.integration['id']}",
-                {"planfix_token": secrets.token_hex(16)},
+            self._control(None).update_integration(
+                state.integration["id"], planfix_token=secrets.token_hex(16)
             )
 
     def run(self, scenario: Scenario) -> ScenarioResult:
@@ -257,6 +184,8 @@ class Runner:
         started = time.perf_counter()
         try:
             state = self._setup(scenario)
+        except ControlError as exc:
+            return ScenarioResult(scenario, (), _ms(started), f"setup: {refused(exc)}")
         except (StepError, TemplateFailure) as exc:
             return ScenarioResult(scenario, (), _ms(started), f"setup: {exc}")
         results: list[StepResult] = []
@@ -270,7 +199,7 @@ class Runner:
                     break
         finally:
             # The scenario's outcome is what matters; if this fails the token stays taken.
-            with contextlib.suppress(StepError):
+            with contextlib.suppress(ControlError):
                 self._teardown(state)
         return ScenarioResult(scenario, tuple(results), _ms(started))
 
@@ -293,8 +222,11 @@ class Runner:
             body = self.renderer.value(step.body, state.variables)
             title = step.title_for(body)
             expect = self.renderer.value(step.expect, state.variables)
-            response = self._handlers[step.kind](state, step, body)
-            mismatches, expected, actual = self._check(expect, response)
+            try:
+                response = self._handlers[step.kind](state, step, body)
+            except ControlError as exc:
+                raise refused(exc) from exc
+            mismatches, expected, actual = check_expectations(expect, response)
             if not mismatches:
                 for name, template in step.save.items():
                     scope = {**state.variables, "response": response}
@@ -316,56 +248,6 @@ class Runner:
             title=title,
         )
 
-    # -- expectations ----------------------------------------------------------------------
-
-    def _check(
-        self, expect: dict[str, Any], response: dict[str, Any]
-    ) -> tuple[list[Mismatch], dict[str, Any], dict[str, Any]]:
-        expected: dict[str, Any] = {}
-        actual: dict[str, Any] = {}
-        found: list[Mismatch] = []
-        if response.get("error") and "status" not in expect:
-            found.append(Mismatch("status", "an answer", None, response["error"]))
-        elif "status" not in expect and not _success(response.get("status")):
-            # No status expected: the step means "this works", so a refusal must not pass.
-            found.append(Mismatch("status", "2xx", response.get("status"), "expected success"))
-        for key, want in expect.items():
-            got: Any
-            if key == "status":
-                got = response.get("status")
-            elif key == "body":
-                got = response.get("body")
-                if got is None and response.get("text"):
-                    got = response["text"]  # not JSON: shown as text in the diff
-            elif key == "text":
-                got = response.get("text", "")
-            elif key == "empty":
-                got = response.get("text", "") == ""
-                want = bool(want)
-            elif key == "notes":
-                got = response.get("notes")
-                if got is None:
-                    continue  # the Planfix target is not this simulator: no notes to read
-                codes = [n.get("code") for n in got]
-                expected[key], actual[key] = want, codes
-                if want == "none":
-                    if got:
-                        texts = "; ".join(f"{n.get('code')}: {n.get('text')}" for n in got)
-                        found.append(Mismatch("notes", "none", codes, f"contract notes: {texts}"))
-                else:
-                    missing = [c for c in want if c not in codes]
-                    if missing:
-                        found.append(Mismatch("notes", want, codes, f"missing notes {missing}"))
-                continue
-            elif key == "headers":
-                got = response.get("headers", {})
-                want = {str(k).lower(): v for k, v in want.items()}
-            else:
-                got = response.get(key)
-            expected[key], actual[key] = want, project(want, got)
-            found.extend(compare(want, got, key))
-        return found, expected, actual
-
     # -- steps -----------------------------------------------------------------------------
 
     def _send(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
@@ -385,15 +267,13 @@ class Runner:
                 if item is not None:
                     pairs.append((key, _scalar(item)))
         pairs.extend((f"data_{k}", _scalar(v)) for k, v in data.items() if v is not None)
-        for item in attachments:
-            pairs.append(("attachments[name]", _scalar(item["name"])))
-            pairs.append(("attachments[url]", _scalar(item["url"])))
+        pairs += attachment_pairs((_scalar(i["name"]), _scalar(i["url"])) for i in attachments)
         pairs.extend(_pairs_of(extra))
         watch = "notes" in step.expect and self.targets.planfix_is_simulator
         before = self._last_journal_id(state) if watch else 0
         url = self.targets.webchat_url
-        payload = client.encode_form(pairs)
-        answer = client.send(
+        payload = encode_form(pairs)
+        answer = send(
             "POST",
             url,
             body=payload,
@@ -409,9 +289,8 @@ class Runner:
         if watch:
             # Revealed, as a masked token never equals the sent one; kept out of the failure
             # report (state=None), which must not show other integrations' tokens.
-            entries = self._control(
-                None, "GET", f"/api/v1/journal?direction=to_planfix&since={before}&reveal=1"
-            )
+            journal = self._control(None).journal(direction="to_planfix", since=before, reveal=True)
+            entries: list[Any] = list(journal)
             mine = [e for e in entries if e["form"] == response["pairs"]]
             if not mine:
                 # Without its entry the step cannot know the notes: "none" must not pass.
@@ -421,7 +300,7 @@ class Runner:
         return response
 
     def _find_task(self, state: _State, chat_id: str, provider_id: str | None) -> int:
-        tasks = self._control(state, "GET", f"/api/v1/tasks?integration={state.integration['id']}")
+        tasks = self._control(state).tasks(state.integration["id"])
         found = [
             t
             for t in tasks
@@ -445,7 +324,7 @@ class Runner:
         # Reading the journal costs a request per attempt: only when the step checks notes.
         entry_ids = (delivery.get("journal_ids") or []) if with_notes else []
         for entry_id in entry_ids:
-            entry = self._control(state, "GET", f"/api/v1/journal/{entry_id}")
+            entry = self._control(state).journal_entry(entry_id)
             notes.extend(entry.get("notes") or [])
         return {
             **{k: v for k, v in data.items() if k not in ("delivery", "message")},
@@ -466,14 +345,15 @@ class Runner:
             task = self._find_task(state, str(body["chatId"]), body.get("providerId"))
         payload = {k: body[k] for k in ("message", "employee", "attachments", "wait") if k in body}
         payload.setdefault("wait", True)
-        data = self._control(state, "POST", f"/api/v1/tasks/{quote(str(task))}/replies", payload)
+        path = f"/api/v1/tasks/{quote(str(task))}/replies"
+        data = self._control(state).call("POST", path, payload)
         response = self._delivery_response(state, data, with_notes="notes" in step.expect)
         response["task"] = int(task) if str(task).isdigit() else task
         return response
 
     def _first_message(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
         payload = {"integration": state.integration["id"], **body}
-        data = self._control(state, "POST", "/api/v1/first-messages", payload)
+        data = self._control(state).call("POST", "/api/v1/first-messages", payload)
         return self._delivery_response(state, data, with_notes="notes" in step.expect)
 
     def _await(self, state: _State, step: Step, body: dict[str, Any]) -> dict[str, Any]:
@@ -494,16 +374,21 @@ class Runner:
             }
         if "status" in match:
             match["status"] = int(match["status"])
-        url = self.targets.simulator_url.rstrip("/") + "/api/v1/wait"
-        request = {"match": match, "timeout": timeout, "since": state.mark}
-        answer = client.request_json(
-            "POST", url, request, timeout=timeout + 30, headers=self.targets.control_headers
-        )
-        state.exchanges.append(
-            Exchange("POST", url, json.dumps(request), answer.status, answer.text, answer.error)
-        )
-        if answer.status == 408:
-            timed_out = answer.json_or_none() or {}
+        control = self._control(state)
+        try:
+            found = control.wait(
+                timeout=timeout,
+                since=state.mark,
+                integration=match["integration"],
+                direction=match.get("direction"),
+                party=match.get("party"),
+                cmd=match.get("cmd"),
+                chat_id=match.get("chatId"),
+                status=match.get("status"),
+                fields=match.get("fields"),
+            )
+        except WaitTimeout as exc:
+            timed_out = exc.body if isinstance(exc.body, dict) else {}
             closest = timed_out.get("closest") or []
             differences = timed_out.get("differences") or [[] for _ in closest]
             seen = "".join(
@@ -514,10 +399,8 @@ class Runner:
             raise StepError(
                 f"nothing matched {json.dumps(match)} within {timeout:g} s"
                 + (f"; closest:{seen}" if seen else "; the journal has nothing close")
-            )
-        if answer.status != 200:
-            raise StepError(f"POST /api/v1/wait: {answer.error or answer.status}: {answer.text}")
-        entry = answer.json()
+            ) from exc
+        entry: dict[str, Any] = dict(found)
         state.mark = max(state.mark, int(entry["id"]))
         form: dict[str, str] = {}
         for key, value in entry["form"]:
@@ -543,13 +426,13 @@ class Runner:
             payload = json.dumps(body["json"], ensure_ascii=False).encode("utf-8")
             headers.setdefault("Content-Type", "application/json")
         elif "form" in body:
-            payload = client.encode_form(_pairs_of(body["form"]))
+            payload = encode_form(_pairs_of(body["form"]))
             headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif "body" in body:
             payload = str(body["body"]).encode("utf-8")
         url = str(body["url"])
         timeout = float(body.get("timeout", self.timeout))
-        answer = client.send(method, url, body=payload, headers=headers, timeout=timeout)
+        answer = send(method, url, body=payload, headers=headers, timeout=timeout)
         state.exchanges.append(
             Exchange(
                 method,
@@ -565,15 +448,10 @@ class Runner:
     def _faults(self, state: _State, step: Step, body: Any) -> dict[str, Any]:
         path = f"/api/v1/integrations/{state.integration['id']}/faults"
         if body == "off":
-            data = self._control(state, "DELETE", path)
+            data = self._control(state).call("DELETE", path)
         else:
-            data = self._control(state, "PUT", path, body)
+            data = self._control(state).call("PUT", path, body)
         return {"status": 200, "body": data, "text": json.dumps(data)}
-
-
-def _success(status: Any) -> bool:
-    """Whether a step's status is a success, or absent (steps without an HTTP answer)."""
-    return status is None or (isinstance(status, int) and 200 <= status < 300)
 
 
 def _summary(response: dict[str, Any]) -> str:

@@ -17,7 +17,8 @@ from simulator.errors import ConfigError
 from simulator.scenarios.command import add_target_options
 from simulator.scenarios.loader import SUFFIXES, Document, read_documents
 from simulator.scenarios.report import failure_text, step_line
-from simulator.scenarios.runner import Runner, ScenarioResult, Targets
+from simulator.scenarios.results import ScenarioResult
+from simulator.scenarios.runner import Runner, Targets
 from simulator.serving.live import LiveServer
 
 _SERVER = pytest.StashKey[LiveServer]()

@@ -16,13 +16,12 @@ says how strict mode answers where it differs.
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
 
-from simulator.contract import COMMANDS, DATA_PREFIX, REQUIRED
+from simulator.contract import COMMANDS, DATA_PREFIX, REQUIRED, attachment_pairs
 
 Pairs = tuple[tuple[str, str], ...]
 
@@ -140,14 +139,6 @@ def attachments(max_size: int = 12) -> st.SearchStrategy[list[tuple[str, str]]]:
     return st.lists(st.tuples(name, urls()), max_size=max_size)
 
 
-def attachment_pairs(items: Sequence[tuple[str, str]]) -> Pairs:
-    """Attachments as repeated un-indexed keys, the n-th name with the n-th url."""
-    out: list[tuple[str, str]] = []
-    for name, url in items:
-        out += [("attachments[name]", name), ("attachments[url]", url)]
-    return tuple(out)
-
-
 def _optional(value: st.SearchStrategy[str]) -> st.SearchStrategy[str | None]:
     # Absent, present, or present but empty (clients in production send empty optional fields).
     return st.one_of(st.none(), st.just(""), value)
@@ -209,7 +200,7 @@ def new_message_forms(draw: st.DrawFn, planfix_token: str) -> Pairs:
     )
     optional.update(draw(_contact_optional()))
     form = _with_optional(required, optional)
-    form += attachment_pairs(draw(attachments()))
+    form += tuple(attachment_pairs(draw(attachments())))
     form += tuple((DATA_PREFIX + k, v) for k, v in draw(data_fields()).items())
     return form
 
@@ -447,7 +438,7 @@ def _outbound(draw: st.DrawFn, token: str, chat_id: str | None) -> Pairs:
     channel = draw(st.one_of(st.none(), st.sampled_from(["telegram", "whatsapp", "site"])))
     if channel is not None:
         head.append(("channel", channel))
-    return tuple(head) + attachment_pairs(draw(attachments()))
+    return tuple(head) + tuple(attachment_pairs(draw(attachments())))
 
 
 def reply_forms(token: str) -> st.SearchStrategy[Pairs]:

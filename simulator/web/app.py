@@ -27,7 +27,7 @@ from simulator.errors import (
 from simulator.planfix import chat_api as planfix_api
 from simulator.runtime import EXTENSION, Runtime, runtime
 from simulator.store import Store
-from simulator.web.api import control as control_api
+from simulator.web.api import contacts, employees, integrations, journal, status, tasks
 
 log = logging.getLogger("simulator")
 
@@ -93,7 +93,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = planfix_api.PlanfixApi(  # type: ignore[method-assign]
         app.wsgi_app, rt, propagate=testing, on_error=report
     )
-    app.register_blueprint(control_api.bp)
+    for resource in (status, integrations, employees, tasks, contacts, journal):
+        app.register_blueprint(resource.bp)
     from simulator.web.api import events
 
     app.register_blueprint(events.bp)
@@ -105,12 +106,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
-    from simulator.fakechat import endpoint as chat_endpoint
+    from simulator.fakechat import customer, webhook
     from simulator.web.api import outbound as delivery_api
 
     app.register_blueprint(delivery_api.bp)
-    app.register_blueprint(chat_endpoint.bp)
-    delivery_api.install(app)
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(customer.bp)
+    rt.start_services()
     from simulator.web import security
 
     security.register(app)
@@ -162,10 +164,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 def stop_services(app: Flask) -> None:
     """Stop the app's background services (event streams, delivery workers); idempotent."""
-    for service in runtime(app).services.values():
-        stop = getattr(service, "stop", None)
-        if callable(stop):
-            stop()
+    runtime(app).stop_services()
 
 
 def close_app(app: Flask) -> None:

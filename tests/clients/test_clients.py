@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.clients.http import (
+from simulator.clients import (
     Answer,
     ControlClient,
     ControlError,

@@ -193,7 +193,7 @@ def test_status_reports_can_be_switched_off(live_server: LiveServer) -> None:
     api(live_server, "POST", f"/api/v1/tasks/{task['number']}/replies", {"message": "Hello"})
 
     assert live_server.app is not None
-    reporter = runtime(live_server.app).services["fake_chat_reporter"]
+    reporter = runtime(live_server.app).reporter
     assert reporter._thread is None  # never started: nothing was ever reported
     assert api(live_server, "GET", "/api/v1/journal?cmd=messageStatus") == []
 

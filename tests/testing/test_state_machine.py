@@ -16,7 +16,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from simulator.clients.http import ControlClient, PlanfixAnswer, PlanfixClient
+from simulator.clients import ControlClient, PlanfixAnswer, PlanfixClient
 from simulator.serving.live import LiveServer
 from simulator.testing.strategies import non_empty_texts
 

@@ -21,7 +21,7 @@ from simulator.clients.http import Answer, post_form, request_json
 from simulator.runtime import runtime
 from simulator.serving.live import LiveServer
 from simulator.store import ExchangeRecord, Store
-from simulator.web.api.events import Hub
+from simulator.web.hub import Hub
 from tests.conftest import PLANFIX_TOKEN
 
 
@@ -121,7 +121,7 @@ def send_message(
 def hub_of(server: LiveServer) -> Hub:
     """The hub behind a live server."""
     assert server.app is not None
-    found: Hub = runtime(server.app).services["events"]
+    found: Hub = runtime(server.app).hub
     return found
 
 

@@ -1,30 +1,22 @@
-"""The control API (`/api/v1`): JSON for the sandbox UI, tests, scenarios and CI jobs."""
+"""What every control-API blueprint shares: JSON bodies, integration references and paging.
+
+The control API (`/api/v1`: JSON for the sandbox UI, tests, scenarios and CI jobs) is one
+blueprint module per resource next to this one: status (and reset), integrations, employees,
+tasks, contacts, journal; deliveries and faults in outbound, events and waiting in events.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 from jsonschema import Draft202012Validator
 
-from simulator import __version__
-from simulator.config.settings import (
-    EMPLOYEE_SCHEMA,
-    INTEGRATION_SCHEMA,
-    integration_as_dict,
-    integration_from_mapping,
-)
-from simulator.contract import Employee, Integration
+from simulator.contract import Integration
 from simulator.errors import BadRequest, NotFound
-from simulator.planfix.chat_api import API_PATHS
 from simulator.runtime import runtime
-from simulator.store import JournalQuery
-from simulator.web import security
 from simulator.wire import decode_json
-
-bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
-
 
 # Attachments in control-API bodies: [{name, url}], paired as Planfix pairs them on the wire.
 ATTACHMENTS_SCHEMA: dict[str, Any] = {
@@ -86,7 +78,7 @@ def integration_filter() -> int | None:
     return found.id if found else None
 
 
-def _int_arg(name: str) -> int | None:
+def int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
@@ -140,164 +132,3 @@ def paged(items: list[Any]) -> Response:
     limit, start = page_limit(), page_cursor() or 0
     end = start + limit
     return page_response(items[start:end], end if end < len(items) else None)
-
-
-@bp.get("/status")
-def status() -> Response:
-    """Where the simulator is and what it serves."""
-    rt = runtime()
-    return jsonify(
-        version=__version__,
-        base_url=rt.base_url,
-        planfix_endpoints=[rt.base_url + p for p in API_PATHS],
-        fake_chat_webhook=rt.base_url + "/fake-chat/webhook",
-        account=rt.settings.account,
-        counts=rt.store.counts(),
-    )
-
-
-@bp.get("/integrations")
-def list_integrations() -> Response:
-    """Every integration with its tokens and settings."""
-    security.show_secrets()  # the tokens are what a caller comes here for
-    return paged([integration_as_dict(i) for i in runtime().store.integrations()])
-
-
-@bp.post("/integrations")
-def create_integration() -> tuple[Response, int]:
-    """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
-    security.show_secrets()  # the tokens are what a caller comes here for
-    data = json_body(INTEGRATION_SCHEMA)
-    created = runtime().store.add_integration(integration_from_mapping(data))
-    return jsonify(integration_as_dict(created)), 201
-
-
-@bp.get("/integrations/<ref>")
-def get_integration(ref: str) -> Response:
-    """One integration by id or name."""
-    security.show_secrets()  # the tokens are what a caller comes here for
-    found = resolve_integration(ref)
-    assert found is not None  # noqa: S101 - a route segment is never empty
-    return jsonify(integration_as_dict(found))
-
-
-@bp.patch("/integrations/<ref>")
-def update_integration(ref: str) -> Response:
-    """Change some settings of an integration."""
-    security.show_secrets()  # the tokens are what a caller comes here for
-    found = resolve_integration(ref)
-    assert found is not None  # noqa: S101 - a route segment is never empty
-    data = json_body(INTEGRATION_SCHEMA)
-    saved = runtime().store.save_integration(integration_from_mapping(data, found))
-    return jsonify(integration_as_dict(saved))
-
-
-@bp.get("/employees")
-def list_employees() -> Response:
-    """Employees who can reply and author echo messages."""
-    return paged([_employee(e) for e in runtime().store.employees()])
-
-
-@bp.post("/employees")
-def add_employee() -> tuple[Response, int]:
-    """Add an employee (or update the one with that e-mail)."""
-    data = json_body(EMPLOYEE_SCHEMA)
-    saved = runtime().store.add_employee(
-        Employee(0, data["email"], data["name"], data.get("last_name", ""), data.get("ico", ""))
-    )
-    return jsonify(_employee(saved)), 201
-
-
-def _employee(e: Employee) -> dict[str, Any]:
-    return {"id": e.id, "email": e.email, "name": e.name, "last_name": e.last_name, "ico": e.ico}
-
-
-@bp.get("/tasks")
-def list_tasks() -> Response:
-    """Tasks, most recently active first; `?integration=` filters."""
-    return paged([t.as_dict() for t in runtime().store.tasks(integration_filter())])
-
-
-def task_detail(number: int) -> dict[str, Any]:
-    """A task with its thread: what the task page and `GET /tasks/<n>` show."""
-    store = runtime().store
-    task = store.task(number).as_dict()
-    task["messages"] = [m.as_dict() for m in store.messages(number)]
-    return task
-
-
-@bp.get("/tasks/<int:number>")
-def get_task(number: int) -> Response:
-    """One task with messages, fields and contact."""
-    return jsonify(task_detail(number))
-
-
-@bp.post("/tasks/<int:number>/complete")
-def complete_task(number: int) -> Response:
-    """Complete a task: with new_task_when_closed the chat's next message opens a new one."""
-    return jsonify(runtime().store.set_task_status(number, "completed").as_dict())
-
-
-@bp.post("/tasks/<int:number>/reopen")
-def reopen_task(number: int) -> Response:
-    """Make a completed task active again (and the chat's task)."""
-    return jsonify(runtime().store.set_task_status(number, "active").as_dict())
-
-
-@bp.post("/tasks/<int:number>/read")
-def read_task(number: int) -> Response:
-    """The operator has seen the task: clears its unread marker."""
-    runtime().store.mark_read(number)
-    return jsonify(runtime().store.task(number).as_dict())
-
-
-@bp.get("/contacts")
-def list_contacts() -> Response:
-    """Contacts, newest first; `?integration=` filters."""
-    return paged([c.as_dict() for c in runtime().store.contacts(integration_filter())])
-
-
-def journal_query() -> JournalQuery:
-    """The journal filters of the query string, with its page (`limit`, `cursor`)."""
-    return JournalQuery(
-        integration_id=integration_filter(),
-        cmd=request.args.get("cmd") or None,
-        direction=request.args.get("direction") or None,
-        status=_int_arg("status"),
-        since=_int_arg("since"),
-        before=page_cursor(),
-        limit=page_limit(),
-    )
-
-
-@bp.get("/journal")
-def journal() -> Response:
-    """The newest entries, oldest first; filters: integration, cmd, direction, status, since.
-
-    The next page holds the entries before this one's first (its cursor is that entry's id);
-    with `since`, the oldest entries after it, and the next page follows on from the last.
-    """
-    query = journal_query()
-    found = runtime().store.journal(query)
-    # Tokens are masked unless asked for: journals end up in CI logs and screenshots.
-    shown = [security.shown_entry(e.as_dict()) for e in found]
-    full = len(found) == query.limit
-    if query.since is not None and query.before is None:
-        # Following: the next page is what came after this one's last entry.
-        return page_response(shown, found[-1].id if full else None, param="since")
-    return page_response(shown, found[0].id if full else None)
-
-
-@bp.get("/journal/<int:entry_id>")
-def journal_entry(entry_id: int) -> Response:
-    """One journal entry (tokens masked unless `?reveal=1`)."""
-    return jsonify(security.shown_entry(runtime().store.journal_entry(entry_id).as_dict()))
-
-
-@bp.post("/reset")
-def reset() -> Response:
-    """Forget chats, tasks, contacts, messages and journal: all, or of `?integration=`."""
-    ref = request.args.get("integration") or json_body().get("integration")
-    target = resolve_integration(ref)
-    runtime().store.reset(target.id if target else None)
-    return jsonify(reset=True, integration=target.id if target else None)

@@ -21,10 +21,8 @@ import json
 import os
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -32,20 +30,19 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from simulator.errors import BadRequest, SimulatorError, StorageUnavailable
 from simulator.matching import MATCH_SCHEMA, Match, closest, differences, matches
 from simulator.records import Event, JournalEntry
-from simulator.runtime import EXTENSION, Runtime, runtime
+from simulator.runtime import runtime
 from simulator.store import JournalQuery, Store
 from simulator.web import security
 from simulator.web.api.control import json_body, resolve_integration
+from simulator.web.hub import Hub
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
 
-SERVICE = "events"
 PING_SECONDS = 15.0
 # How often an idle stream checks that its client is still there (a gone page frees its slot).
 GONE_CHECK_SECONDS = 0.5
 # Where WSGI servers put the client's socket.
 SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
-POLL_SECONDS = 0.25
 RETRY_MS = 1000  # how soon EventSource reconnects
 BATCH = 500
 DEFAULT_WAIT = 10.0
@@ -84,120 +81,9 @@ class WaitTimedOut(SimulatorError):
         }
 
 
-class Hub:
-    """Wakes the live streams and waiters of one app when the store changes; ends them at stop."""
-
-    def __init__(self, store: Store, poll_seconds: float = POLL_SECONDS) -> None:
-        self.store = store
-        self.poll_seconds = poll_seconds
-        self._cond = threading.Condition()
-        self._version = 0
-        self._listeners = 0
-        self._streams = 0
-        self._stopping = False
-        self._watcher: threading.Thread | None = None
-
-    @property
-    def streams(self) -> int:
-        """Open SSE streams of this process."""
-        with self._cond:
-            return self._streams
-
-    @property
-    def listeners(self) -> int:
-        """Open streams plus pending waits."""
-        with self._cond:
-            return self._listeners
-
-    @property
-    def stopping(self) -> bool:
-        """Whether the app is shutting down."""
-        with self._cond:
-            return self._stopping
-
-    @property
-    def version(self) -> int:
-        """Changes seen so far; read it before querying, then `wait` for it to move."""
-        with self._cond:
-            return self._version
-
-    @contextmanager
-    def listening(self, *, stream: bool = False) -> Iterator[None]:
-        """Count a listener for its lifetime; the first one starts the watcher thread."""
-        with self._cond:
-            self._listeners += 1
-            self._streams += int(stream)
-            if self._watcher is None and not self._stopping:
-                self._watcher = threading.Thread(
-                    target=self._watch, name="planfix-sim:events-hub", daemon=True
-                )
-                self._watcher.start()
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._listeners -= 1
-                self._streams -= int(stream)
-                self._cond.notify_all()
-
-    def wait(self, version: int, timeout: float) -> int:
-        """Sleep until the version moves past `version`, `timeout` passes or the hub stops."""
-        with self._cond:
-            if self._version == version and not self._stopping:
-                self._cond.wait(max(timeout, 0.0))
-            return self._version
-
-    def _watch(self) -> None:
-        store = self.store
-        changed = store.changed
-        # None: the first pass always wakes the listeners, covering a write that landed
-        # between a listener's first query and this thread's start.
-        seen: int | None = None
-        while True:
-            with self._cond:
-                if self._listeners == 0 or self._stopping:
-                    self._watcher = None
-                    return
-            # Read under the store's condition: a write committed after this read cannot
-            # notify before we wait, so none is missed (other processes: the poll finds it).
-            with changed:
-                try:
-                    newest = store.last_event_id()
-                except StorageUnavailable:
-                    newest = -1  # wake the streams: each meets the failure and ends
-                if newest == seen:
-                    changed.wait(self.poll_seconds)
-                    continue
-            seen = newest
-            with self._cond:
-                self._version += 1
-                self._cond.notify_all()
-
-    def stop(self, grace: float = 5.0) -> None:
-        """End every stream and wait (they return at once), then let the watcher go."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            deadline = time.monotonic() + grace
-            while self._listeners and time.monotonic() < deadline:
-                self._cond.wait(deadline - time.monotonic())
-            watcher = self._watcher
-        with self.store.changed:
-            self.store.changed.notify_all()
-        if watcher is not None:
-            watcher.join(grace)
-
-
 def hub(app: Flask | None = None) -> Hub:
-    """The app's hub (created when the blueprint was registered)."""
-    found: Hub = runtime(app).services[SERVICE]
-    return found
-
-
-@bp.record_once
-def _install(state: Any) -> None:
-    rt: Runtime = state.app.extensions[EXTENSION]
-    rt.services.setdefault(SERVICE, Hub(rt.store))
+    """The app's hub."""
+    return runtime(app).hub
 
 
 # -- Server-Sent Events ---------------------------------------------------------------------

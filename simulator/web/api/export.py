@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from simulator.errors import BadRequest
 from simulator.runtime import runtime
 from simulator.scenarios.export import export_scenario
-from simulator.web.api.control import journal_query
+from simulator.web.api.journal import journal_query
 
 bp = Blueprint("scenario_export", __name__, url_prefix="/api/v1")
 

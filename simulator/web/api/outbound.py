@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from simulator import faults
 from simulator.contract import Attachment, Integration
 from simulator.errors import BadRequest
-from simulator.fakechat import endpoint as chat_endpoint
 from simulator.planfix import delivery
 from simulator.planfix.delivery import DeliveryWorker
 from simulator.records import DeliveryRecord
@@ -65,8 +64,7 @@ def _attachments(data: dict[str, Any]) -> list[Attachment]:
 
 
 def _worker() -> DeliveryWorker:
-    found: DeliveryWorker = runtime().services[delivery.SERVICE]
-    return found
+    return runtime().delivery
 
 
 def _settle(found: DeliveryRecord, integration: Integration, wait: bool) -> DeliveryRecord:
@@ -219,10 +217,3 @@ def delete_faults(ref: str) -> Response:
         plans = {}
     store.set_faults(integration.id, plans)
     return jsonify(_fault_view(integration))
-
-
-def install(app: Flask) -> None:
-    """Start this process's delivery worker and register the fake chat's reporter."""
-    rt = runtime(app)
-    rt.services[delivery.SERVICE] = DeliveryWorker(rt.store, lambda: rt.base_url).start()
-    chat_endpoint.install(rt.services, rt.store)

@@ -1,0 +1,39 @@
+"""Employees (`/api/v1/employees`): who replies and authors echo messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from simulator.config.settings import (
+    EMPLOYEE_SCHEMA,
+)
+from simulator.contract import Employee
+from simulator.runtime import runtime
+from simulator.web.api.control import (
+    json_body,
+    paged,
+)
+
+bp = Blueprint("employees", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/employees")
+def list_employees() -> Response:
+    """Employees who can reply and author echo messages."""
+    return paged([_employee(e) for e in runtime().store.employees()])
+
+
+@bp.post("/employees")
+def add_employee() -> tuple[Response, int]:
+    """Add an employee (or update the one with that e-mail)."""
+    data = json_body(EMPLOYEE_SCHEMA)
+    saved = runtime().store.add_employee(
+        Employee(0, data["email"], data["name"], data.get("last_name", ""), data.get("ico", ""))
+    )
+    return jsonify(_employee(saved)), 201
+
+
+def _employee(e: Employee) -> dict[str, Any]:
+    return {"id": e.id, "email": e.email, "name": e.name, "last_name": e.last_name, "ico": e.ico}
