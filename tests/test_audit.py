@@ -21,7 +21,7 @@ from simulator.contract import (
     Integration,
     Note,
     Profile,
-    choose_echo_author,
+    choose_author,
     parse_command,
 )
 from simulator.errors import BadRequest, NotFound
@@ -31,8 +31,8 @@ from simulator.planfix.commands import Outcome
 from simulator.planfix.delivery import (
     Verdict,
     check_answer,
-    choose_employee,
     first_form,
+    outbound_author,
     reply_form,
 )
 from simulator.records import MessageRecord
@@ -593,11 +593,11 @@ def test_an_echo_author_and_its_notes(
     author: Employee | None,
     notes: list[Note],
 ) -> None:
-    assert choose_echo_author(email, staff, with_default(default)) == (author, notes)
+    assert choose_author(email, staff, with_default(default)) == (author, notes)
 
 
 class Staff:
-    """The one store call choose_employee makes."""
+    """The one store call outbound_author makes."""
 
     def __init__(self, employees: list[Employee]) -> None:
         self._employees = employees
@@ -621,7 +621,7 @@ def test_a_reply_author(
     email: str | None, default: str | None, staff: list[Employee], author: Employee
 ) -> None:
     store = cast(Store, Staff(staff))
-    assert choose_employee(store, with_default(default), email) == author
+    assert outbound_author(store, with_default(default), email) == author
 
 
 @pytest.mark.parametrize(
@@ -635,7 +635,7 @@ def test_a_reply_without_an_author_is_refused(
     email: str | None, staff: list[Employee], error: str
 ) -> None:
     with pytest.raises(BadRequest) as refused:
-        choose_employee(cast(Store, Staff(staff)), with_default(None), email)
+        outbound_author(cast(Store, Staff(staff)), with_default(None), email)
     assert refused.value.detail == error
 
 

@@ -54,8 +54,8 @@ def expand_url(url: str, base_url: str) -> str:
     return url.replace(BASE_URL_PLACEHOLDER, base_url)
 
 
-def _sender(store: Store, integration: Integration, email: str | None) -> Employee:
-    """The author of an outbound message, chosen by the one author rule."""
+def outbound_author(store: Store, integration: Integration, email: str | None) -> Employee:
+    """The author of a reply or first message, by the one author rule; 400 if there is none."""
     # An operator naming no employee, or an account without any, is the control call's error
     # (400), not a silent default as for an echo.
     author, unknown = choose_author(email, store.employees(), integration)
@@ -420,7 +420,7 @@ def queue_reply(
     """An operator's reply in a task: stored pending and queued for delivery."""
     task = store.task(task_number)
     integration = store.integration(task.integration_id)
-    author = _sender(store, integration, employee)
+    author = outbound_author(store, integration, employee)
     message = store.add_outbound(
         task_number, kind="reply", text=text, author=author, attachments=attachments
     )
@@ -453,7 +453,7 @@ def queue_first_message(
     provider_id: str | None = None,
 ) -> tuple[MessageRecord, DeliveryRecord]:
     """A first message to a contact's phone: stored pending in no task, queued for delivery."""
-    author = _sender(store, integration, employee)
+    author = outbound_author(store, integration, employee)
     if not provider_id:
         chats = store.chats(integration.id)
         provider_id = chats[0].provider_id if chats else DEFAULT_PROVIDER_ID
