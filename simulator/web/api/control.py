@@ -6,7 +6,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
-from jsonschema import Draft202012Validator
 
 from simulator import __version__
 from simulator.config.settings import (
@@ -21,46 +20,24 @@ from simulator.planfix.chat_api import API_PATHS
 from simulator.runtime import runtime
 from simulator.store.db import JournalQuery
 from simulator.web import security
-from simulator.wire import decode_json
+from simulator.web.declare import declare, json_body, path_param
+from simulator.web.schemas import (
+    ATTACHMENTS_SCHEMA,
+    DEFAULT_LIMIT,
+    ID,
+    INTEGRATION_FILTER,
+    INTEGRATION_REF,
+    JOURNAL_FILTERS,
+    MAX_LIMIT,
+    NUMBER_PATH,
+    REF,
+    array_of,
+)
+from simulator.web.schemas import ref as named
+
+__all__ = ["ATTACHMENTS_SCHEMA", "DEFAULT_LIMIT", "MAX_LIMIT", "json_body"]
 
 bp = Blueprint("control_api", __name__, url_prefix="/api/v1")
-
-
-# Attachments in control-API bodies: [{name, url}], paired as Planfix pairs them on the wire.
-ATTACHMENTS_SCHEMA: dict[str, Any] = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "url"],
-        "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
-    },
-}
-
-
-def json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The request's JSON object (empty when there is no body), checked against `schema`."""
-    body = request.get_data(cache=True)
-    if not body:
-        data: Any = {}
-    else:
-        try:
-            data = decode_json(body)  # nested past the parser: the route's 400, in one place
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise BadRequest("the body must be a JSON object")
-    if schema is not None:
-        errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: e.message)
-        if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first.path) or "body"
-            # A pattern's regex tells a person little; its schema's description says what fits.
-            described = first.schema.get("description") if first.validator == "pattern" else None
-            reason = f"must be {described}" if isinstance(described, str) else first.message
-            raise BadRequest(f"{where}: {reason}")
-    result: dict[str, Any] = data
-    return result
 
 
 def resolve_integration(ref: str | int | None) -> Integration | None:
@@ -99,10 +76,8 @@ def _int_arg(name: str) -> int | None:
     return value
 
 
-# Every list endpoint answers one page: `limit` items (this default, at most the maximum) and,
+# Every list endpoint answers one page: `limit` items (DEFAULT_LIMIT, at most MAX_LIMIT) and,
 # when more may follow, a `Link: <…>; rel="next"` header whose URL carries the `cursor`.
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 
 
 def page_limit() -> int:
@@ -143,6 +118,7 @@ def paged(items: list[Any]) -> Response:
 
 
 @bp.get("/status")
+@declare("Where the simulator is and what it serves", named("Status"))
 def status() -> Response:
     """Where the simulator is and what it serves."""
     rt = runtime()
@@ -157,6 +133,7 @@ def status() -> Response:
 
 
 @bp.get("/integrations")
+@declare("List integrations", array_of("Integration"), paged=True)
 def list_integrations() -> Response:
     """Every integration with its tokens and settings."""
     security.show_secrets()  # the tokens are what a caller comes here for
@@ -164,15 +141,23 @@ def list_integrations() -> Response:
 
 
 @bp.post("/integrations")
+@declare(
+    "Create an integration (tokens generated when absent)",
+    named("Integration"),
+    status=201,
+    body=INTEGRATION_SCHEMA,
+    errors=(400,),
+)
 def create_integration() -> tuple[Response, int]:
     """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
     security.show_secrets()  # the tokens are what a caller comes here for
-    data = json_body(INTEGRATION_SCHEMA)
+    data = json_body()
     created = runtime().store.add_integration(integration_from_mapping(data))
     return jsonify(integration_as_dict(created)), 201
 
 
 @bp.get("/integrations/<ref>")
+@declare("One integration by id or name", named("Integration"), path=(REF,), errors=(404,))
 def get_integration(ref: str) -> Response:
     """One integration by id or name."""
     security.show_secrets()  # the tokens are what a caller comes here for
@@ -182,26 +167,41 @@ def get_integration(ref: str) -> Response:
 
 
 @bp.patch("/integrations/<ref>")
+@declare(
+    "Change an integration's settings",
+    named("Integration"),
+    body=INTEGRATION_SCHEMA,
+    path=(REF,),
+    errors=(400, 404),
+)
 def update_integration(ref: str) -> Response:
     """Change some settings of an integration."""
     security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
-    data = json_body(INTEGRATION_SCHEMA)
+    data = json_body()
     saved = runtime().store.save_integration(integration_from_mapping(data, found))
     return jsonify(integration_as_dict(saved))
 
 
 @bp.get("/employees")
+@declare("List employees", array_of("Employee"), paged=True)
 def list_employees() -> Response:
     """Employees who can reply and author echo messages."""
     return paged([_employee(e) for e in runtime().store.employees()])
 
 
 @bp.post("/employees")
+@declare(
+    "Add or update an employee",
+    named("Employee"),
+    status=201,
+    body=EMPLOYEE_SCHEMA,
+    errors=(400,),
+)
 def add_employee() -> tuple[Response, int]:
     """Add an employee (or update the one with that e-mail)."""
-    data = json_body(EMPLOYEE_SCHEMA)
+    data = json_body()
     saved = runtime().store.add_employee(
         Employee(0, data["email"], data["name"], data.get("last_name", ""), data.get("ico", ""))
     )
@@ -213,6 +213,7 @@ def _employee(e: Employee) -> dict[str, Any]:
 
 
 @bp.get("/tasks")
+@declare("List tasks", array_of("Task"), query=(INTEGRATION_FILTER,), paged=True, errors=(404,))
 def list_tasks() -> Response:
     """Tasks, most recently active first; `?integration=` filters."""
     return paged([t.as_dict() for t in runtime().store.tasks(integration_filter())])
@@ -227,24 +228,28 @@ def task_detail(number: int) -> dict[str, Any]:
 
 
 @bp.get("/tasks/<int:number>")
+@declare("A task with its messages", named("TaskDetail"), path=(NUMBER_PATH,), errors=(404,))
 def get_task(number: int) -> Response:
     """One task with messages, fields and contact."""
     return jsonify(task_detail(number))
 
 
 @bp.post("/tasks/<int:number>/complete")
+@declare("Complete a task", named("Task"), path=(NUMBER_PATH,), errors=(404,))
 def complete_task(number: int) -> Response:
     """Complete a task: with new_task_when_closed the chat's next message opens a new one."""
     return jsonify(runtime().store.set_task_status(number, "completed").as_dict())
 
 
 @bp.post("/tasks/<int:number>/reopen")
+@declare("Reopen a task", named("Task"), path=(NUMBER_PATH,), errors=(404,))
 def reopen_task(number: int) -> Response:
     """Make a completed task active again (and the chat's task)."""
     return jsonify(runtime().store.set_task_status(number, "active").as_dict())
 
 
 @bp.post("/tasks/<int:number>/read")
+@declare("Mark a task's messages read", named("Task"), path=(NUMBER_PATH,), errors=(404,))
 def read_task(number: int) -> Response:
     """The operator has seen the task: clears its unread marker."""
     runtime().store.mark_read(number)
@@ -252,6 +257,9 @@ def read_task(number: int) -> Response:
 
 
 @bp.get("/contacts")
+@declare(
+    "List contacts", array_of("Contact"), query=(INTEGRATION_FILTER,), paged=True, errors=(404,)
+)
 def list_contacts() -> Response:
     """Contacts, newest first; `?integration=` filters."""
     return paged([c.as_dict() for c in runtime().store.contacts(integration_filter())])
@@ -271,6 +279,13 @@ def journal_query() -> JournalQuery:
 
 
 @bp.get("/journal")
+@declare(
+    "Journal entries, oldest first",
+    array_of("JournalEntry"),
+    query=JOURNAL_FILTERS,
+    paged=True,
+    errors=(404,),
+)
 def journal() -> Response:
     """The newest entries, oldest first; filters: integration, cmd, direction, status, since.
 
@@ -289,15 +304,36 @@ def journal() -> Response:
 
 
 @bp.get("/journal/<int:entry_id>")
+@declare(
+    "One journal entry",
+    named("JournalEntry"),
+    path=(path_param("entry_id", ID),),
+    errors=(404,),
+)
 def journal_entry(entry_id: int) -> Response:
     """One journal entry (tokens masked unless `?reveal=1`)."""
     return jsonify(security.shown_entry(runtime().store.journal_entry(entry_id).as_dict()))
 
 
+RESET_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"integration": INTEGRATION_REF},
+}
+
+
 @bp.post("/reset")
+@declare(
+    "Forget state: all, or one integration's",
+    named("Reset"),
+    body=RESET_SCHEMA,
+    query=(INTEGRATION_FILTER,),
+    errors=(400, 404),
+)
 def reset() -> Response:
     """Forget chats, tasks, contacts, messages and journal: all, or of `?integration=`."""
-    ref = request.args.get("integration") or json_body().get("integration")
+    body = json_body()  # checked even when the query names the integration
+    ref = request.args.get("integration") or body.get("integration")
     target = resolve_integration(ref)
     runtime().store.reset(target.id if target else None)
     return jsonify(reset=True, integration=target.id if target else None)
