@@ -44,8 +44,14 @@ def _ids() -> list[int] | None:
             "ids",
             {
                 "type": "string",
-                # Digits, commas and spaces; no id past SQLite's integers (19 digits).
-                "allOf": [{"not": {"pattern": "[^0-9, ]"}}, {"not": {"pattern": "[0-9]{19}"}}],
+                # Ids of digits, between commas and spaces; none past SQLite's integers.
+                "not": {
+                    "anyOf": [
+                        {"pattern": "[^0-9, ]"},
+                        {"pattern": "[0-9] +[0-9]"},
+                        {"pattern": "[0-9]{19}"},
+                    ]
+                },
             },
             "Only these ids (comma-separated)",
         ),
