@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import typing
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
+from simulator.clients import shapes
+from simulator.web.schemas import SHAPES
 
 # Pages for people, not API: the UI's own routes are not part of the OpenAPI document.
 NOT_API = re.compile(r"^/($|ui/|static/|assets/|operator|customer|journal$|settings|tasks/|chat/)")
@@ -42,3 +47,32 @@ def test_every_reference_resolves(client: FlaskClient) -> None:
     refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', str(spec).replace("'", '"')))
     assert refs, "the document uses references"
     assert refs <= set(spec["components"]["schemas"])
+
+
+# The typed client's answer types, each against the shape the API declares for it.
+TYPED = {
+    "IntegrationJson": "Integration",
+    "EmployeeJson": "Employee",
+    "ContactJson": "Contact",
+    "AttachmentJson": "Attachment",
+    "MessageJson": "Message",
+    "TaskJson": "Task",
+    "TaskDetailJson": "TaskDetail",
+    "JournalEntryJson": "JournalEntry",
+    "DeliveryAnswerJson": "DeliveryAnswer",
+    "DeliveryJson": "Delivery",
+    "ReplyJson": "Reply",
+    "FirstMessageJson": "FirstMessage",
+    "InboxMessageJson": "InboxItem",
+    "FakeChatJson": "FakeChat",
+    "ChatSendJson": "ChatSend",
+    "FaultsJson": "Faults",
+}
+
+
+@pytest.mark.parametrize(("typed", "shape"), TYPED.items())
+def test_the_typed_client_has_the_keys_the_api_declares(typed: str, shape: str) -> None:
+    declared = SHAPES[shape]
+    found = getattr(shapes, typed)
+    assert set(typing.get_type_hints(found)) == set(declared["properties"])
+    assert found.__required_keys__ == frozenset(declared["required"])
