@@ -200,11 +200,14 @@ def check_query(params: tuple[Schema, ...]) -> None:
             continue
         schema = param["schema"]
         value = _typed(raw, schema.get("type"))
-        if value is None:
-            raise BadRequest(f"{name}: must be {_KINDS[schema['type']]}")
-        reason = problem(schema, value)
-        if reason is not None:
-            raise BadRequest(f"{name}: {reason.split(': ', 1)[1]}")
+        reason = f"must be {_KINDS[schema['type']]}" if value is None else problem(schema, value)
+        if reason is None:
+            continue
+        # A schema's description says what fits in words; its keywords say it to machines.
+        described = schema.get("description")
+        if isinstance(described, str):
+            raise BadRequest(f"{name} must be {described}")
+        raise BadRequest(f"{name}: {reason.removeprefix('body: ')}")
 
 
 _KINDS = {"integer": "an integer", "number": "a number"}

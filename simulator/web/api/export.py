@@ -44,6 +44,7 @@ def _ids() -> list[int] | None:
             "ids",
             {
                 "type": "string",
+                "description": "comma-separated integers",
                 # Ids of digits, between commas and spaces; none past SQLite's integers.
                 "not": {
                     "anyOf": [
