@@ -8,196 +8,59 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from simulator.clients.http import Answer, request_json
 from simulator.clients.planfix import AttachmentLike, wire_name
+from simulator.clients.shapes import (
+    AttachmentJson,
+    ChatSendJson,
+    ContactJson,
+    DeliveryAnswerJson,
+    DeliveryJson,
+    EmployeeJson,
+    FakeChatJson,
+    FaultPlanJson,
+    FaultsJson,
+    FirstMessageJson,
+    InboxMessageJson,
+    IntegrationJson,
+    IntegrationOptionsJson,
+    JournalEntryJson,
+    MessageJson,
+    ReplyJson,
+    RetryJson,
+    TaskDetailJson,
+    TaskJson,
+)
 
-
-class IntegrationJson(TypedDict):
-    """An integration as the control API shows it."""
-
-    id: int
-    name: str
-    planfix_token: str
-    token: str
-    url: str
-    profile: str
-    strict: bool
-    task_fields: list[str]
-    default_employee: str | None
-    options: dict[str, bool]
-    timeout: float
-    retry: dict[str, Any]
-
-
-class ContactJson(TypedDict):
-    """A Planfix contact."""
-
-    integration_id: int
-    provider_id: str
-    contact_id: str
-    number: int
-    name: str
-    last_name: str
-    ico: str
-    email: str
-    phone: str
-    data: str
-    created_at: str
-    updated_at: str
-
-
-class AttachmentJson(TypedDict):
-    """A file passed by link."""
-
-    name: str
-    url: str
-
-
-class MessageJson(TypedDict):
-    """A message in a task's thread."""
-
-    id: int
-    task_number: int
-    integration_id: int
-    direction: str
-    kind: str
-    text: str
-    author: str
-    employee_email: str
-    attachments: list[AttachmentJson]
-    message_id: str
-    delivery_state: str
-    delivery_note: str
-    status: str
-    status_text: str
-    channel: str
-    created_at: str
-
-
-class TaskJson(TypedDict):
-    """A Planfix task holding a chat's conversation."""
-
-    number: int
-    integration_id: int
-    provider_id: str
-    chat_id: str
-    channel: str
-    title: str
-    description: str
-    status: str
-    fields: dict[str, str]
-    contact: ContactJson | None
-    created_at: str
-    updated_at: str
-    previous_number: int | None
-    message_count: int
-    unread: int
-    last_message: str
-    last_message_at: str
-
-
-class TaskDetailJson(TaskJson):
-    """A task with its thread."""
-
-    messages: list[MessageJson]
-
-
-class JournalEntryJson(TypedDict):
-    """One exchange on the wire."""
-
-    id: int
-    ts: str
-    integration_id: int | None
-    direction: str
-    party: str
-    method: str
-    url: str
-    cmd: str
-    chat_id: str
-    form: list[list[str]]
-    request_headers: dict[str, str]
-    status: int | None
-    response_body: str
-    duration_ms: float
-    notes: list[dict[str, Any]]
-    fault: str
-    error: str
-    delivery_id: int | None
-
-
-class DeliveryAnswerJson(TypedDict):
-    """What the integration answered to a delivery."""
-
-    status: int | None
-    body: str
-
-
-class DeliveryJson(TypedDict):
-    """One Planfix → integration delivery and its outcome."""
-
-    id: int
-    integration_id: int
-    variant: str
-    state: str
-    attempts: int
-    next_attempt_at: str | None
-    message_id: int | None  # the MessageJson id of the message delivered
-    task_number: int | None
-    outcome: str
-    answer: DeliveryAnswerJson | None
-    journal_ids: list[int]
-
-
-class ReplyJson(TypedDict):
-    """`POST /tasks/<n>/replies`: the message and its delivery."""
-
-    message: MessageJson
-    delivery: DeliveryJson
-
-
-class FirstMessageJson(TypedDict):
-    """`POST /first-messages`: the delivery, and the chat the integration assigned."""
-
-    message: MessageJson | None
-    delivery: DeliveryJson
-    task: int | None
-    chatId: str | None
-    contactId: str | None
-
-
-class InboxMessageJson(TypedDict):
-    """A message the fake chat received from Planfix."""
-
-    id: int
-    ts: str
-    integration_id: int
-    variant: str
-    providerId: str
-    chatId: str
-    contactId: str
-    contactPhone: str
-    channel: str
-    message: str
-    messageId: str
-    userName: str
-    userLastName: str
-    userIco: str
-    taskEmail: str
-    attachments: list[AttachmentJson]
-
-
-class ChatSendJson(TypedDict):
-    """What Planfix answered to a message the fake chat sent."""
-
-    status: int | None
-    body: str
-    json: Any
-    duration_ms: float
-    form: list[list[str]]
-    error: str
+# The answer types are part of this client's interface (they live in shapes.py).
+__all__ = [
+    "AttachmentJson",
+    "ChatSendJson",
+    "ContactJson",
+    "ControlClient",
+    "ControlError",
+    "DeliveryAnswerJson",
+    "DeliveryJson",
+    "EmployeeJson",
+    "FakeChatJson",
+    "Fault",
+    "FaultPlanJson",
+    "FaultsJson",
+    "FirstMessageJson",
+    "InboxMessageJson",
+    "IntegrationJson",
+    "IntegrationOptionsJson",
+    "JournalEntryJson",
+    "MessageJson",
+    "ReplyJson",
+    "RetryJson",
+    "TaskDetailJson",
+    "TaskJson",
+    "WaitTimeout",
+]
 
 
 @dataclass(frozen=True)
@@ -346,16 +209,16 @@ class ControlClient:
         path = f"/api/v1/integrations/{_seg(ref)}"
         return cast(IntegrationJson, self.call("PATCH", path, settings))
 
-    def employees(self) -> list[dict[str, Any]]:
+    def employees(self) -> list[EmployeeJson]:
         """Employees who can reply."""
-        return cast(list[dict[str, Any]], self.call("GET", "/api/v1/employees"))
+        return cast(list[EmployeeJson], self.call("GET", "/api/v1/employees"))
 
     def add_employee(
         self, email: str, name: str, last_name: str = "", ico: str = ""
-    ) -> dict[str, Any]:
+    ) -> EmployeeJson:
         """Add an employee (or update the one with that e-mail)."""
         data = {"email": email, "name": name, "last_name": last_name, "ico": ico}
-        return cast(dict[str, Any], self.call("POST", "/api/v1/employees", data))
+        return cast(EmployeeJson, self.call("POST", "/api/v1/employees", data))
 
     # -- tasks, contacts, journal -----------------------------------------------------------
 
@@ -476,10 +339,10 @@ class ControlClient:
         query = _drop_none(integration=integration, chatId=chat_id)
         return cast(list[InboxMessageJson], self.call("GET", "/api/v1/chat/inbox", query=query))
 
-    def chat_chats(self, integration: int | str | None = None) -> list[dict[str, Any]]:
+    def chat_chats(self, integration: int | str | None = None) -> list[FakeChatJson]:
         """The chats the fake chat knows."""
         found = self.call("GET", "/api/v1/chat/chats", query={"integration": integration})
-        return cast(list[dict[str, Any]], found)
+        return cast(list[FakeChatJson], found)
 
     def chat_message(
         self,
@@ -566,14 +429,14 @@ class ControlClient:
             raise ControlError("POST", path, answer)
         return cast(JournalEntryJson, answer.json())
 
-    def faults(self, ref: int | str) -> dict[str, Any]:
+    def faults(self, ref: int | str) -> FaultsJson:
         """The faults set on an integration."""
         path = f"/api/v1/integrations/{_seg(ref)}/faults"
-        return cast(dict[str, Any], self.call("GET", path))
+        return cast(FaultsJson, self.call("GET", path))
 
     def set_faults(
         self, ref: int | str, *, planfix: Fault | None = None, fake_chat: Fault | None = None
-    ) -> dict[str, Any]:
+    ) -> FaultsJson:
         """Inject faults on `/webchat/api` (planfix) and/or `/fake-chat/webhook` (fake_chat)."""
         data: dict[str, Any] = {}
         if planfix is not None:
@@ -581,7 +444,7 @@ class ControlClient:
         if fake_chat is not None:
             data["fake_chat"] = fake_chat.as_json()
         path = f"/api/v1/integrations/{_seg(ref)}/faults"
-        return cast(dict[str, Any], self.call("PUT", path, data))
+        return cast(FaultsJson, self.call("PUT", path, data))
 
     def clear_faults(self, ref: int | str) -> None:
         """Remove every fault of an integration."""

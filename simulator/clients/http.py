@@ -65,7 +65,10 @@ def send(
     timeout: float = 10.0,
 ) -> Answer:
     """One HTTP request; the URL is used as given, query string included."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # brackets that are not an IPv6 literal ('http://a]b/')
+        return Answer(None, error=f"network: not a URL: {url!r} ({exc})")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Answer(None, error=f"network: not an http(s) URL: {url!r}")
     target = parts.path or "/"

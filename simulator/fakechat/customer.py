@@ -12,69 +12,25 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from simulator.clients.http import Answer, post_form
-from simulator.config.settings import HTTP_URL_SCHEMA
 from simulator.contract import (
-    CONTACT_FIELDS,
     TOKEN_FIELD,
     Form,
     Integration,
     attachment_pairs,
 )
 from simulator.errors import BadRequest
+from simulator.fakechat.bodies import COMMAND_SCHEMA, MESSAGE_FIELDS, MESSAGE_SCHEMA, OWN_KEYS
 from simulator.fakechat.reporter import SEND_TIMEOUT
 from simulator.planfix.delivery import DEFAULT_PROVIDER_ID, send_marked
 from simulator.planfix.exchange import exchange
 from simulator.records import FakeChat
 from simulator.runtime import runtime
-from simulator.web.api.control import (
-    ATTACHMENTS_SCHEMA,
-    integration_filter,
-    json_body,
-    paged,
-    resolve_integration,
-)
+from simulator.web.api.control import integration_filter, paged, resolve_integration
+from simulator.web.declare import declare, json_body, query_param
+from simulator.web.schemas import INTEGRATION_FILTER, array_of
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("fake_chat_customer", __name__)
-
-_SCALAR = {"type": ["string", "number", "boolean"]}
-# newMessage's fields in the documentation's order; anything else given is sent after them.
-MESSAGE_FIELDS = (
-    "providerId",
-    "channel",
-    "chatId",
-    TOKEN_FIELD,
-    "message",
-    "title",
-    "contactId",
-    *CONTACT_FIELDS,
-)
-_OWN_KEYS = ("integration", "planfix_url", "data", "attachments", "isEcho", "userEmail")
-MESSAGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "integration": {"type": ["string", "integer"]},
-        "planfix_url": HTTP_URL_SCHEMA,
-        **{name: {"type": ["string", "null"]} for name in MESSAGE_FIELDS},
-        "isEcho": {"type": ["string", "boolean", "integer"]},
-        "userEmail": {"type": "string"},
-        "data": {"type": "object", "additionalProperties": {"type": "string"}},
-        "attachments": ATTACHMENTS_SCHEMA,
-    },
-    "additionalProperties": {"oneOf": [_SCALAR, {"type": "null"}]},
-}
-COMMAND_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["cmd"],
-    "properties": {
-        "cmd": {"type": "string"},
-        "integration": {"type": ["string", "integer"]},
-        "planfix_url": HTTP_URL_SCHEMA,
-        "attachments": ATTACHMENTS_SCHEMA,
-    },
-    "additionalProperties": {
-        "oneOf": [_SCALAR, {"type": "null"}, {"type": "array", "items": _SCALAR}]
-    },
-}
 
 
 def _text(value: Any) -> str:
@@ -112,7 +68,7 @@ def message_form(data: dict[str, Any], integration: Integration) -> list[tuple[s
     for name, value in values.get("data", {}).items():
         pairs.append((f"data_{name}", value))
     for name, value in values.items():
-        if name not in (*MESSAGE_FIELDS, *_OWN_KEYS, "cmd") and value is not None:
+        if name not in (*MESSAGE_FIELDS, *OWN_KEYS, "cmd") and value is not None:
             pairs.append((name, _text(value)))
     return pairs
 
@@ -176,9 +132,15 @@ def _sent(answer: Answer, pairs: Sequence[tuple[str, str]]) -> Response:
 
 
 @bp.post("/api/v1/chat/messages")
+@declare(
+    "The fake chat's customer sends newMessage to Planfix (this simulator or planfix_url)",
+    named("ChatSend"),
+    body=MESSAGE_SCHEMA,
+    errors=(400, 404),
+)
 def customer_message() -> Response:
     """The fake chat's customer writes: `newMessage` to Planfix; the answer as it came."""
-    data = json_body(MESSAGE_SCHEMA)
+    data = json_body()
     integration = _integration(data)
     pairs = message_form(data, integration)
     form = Form.of(pairs)
@@ -200,15 +162,28 @@ def customer_message() -> Response:
 
 
 @bp.post("/api/v1/chat/commands")
+@declare(
+    "The fake chat sends any command to Planfix",
+    named("ChatSend"),
+    body=COMMAND_SCHEMA,
+    errors=(400, 404),
+)
 def customer_command() -> Response:
     """Send any command (getTask, getContact, updateContact, messageStatus, …) to Planfix."""
-    data = json_body(COMMAND_SCHEMA)
+    data = json_body()
     integration = _integration(data)
     pairs = command_form(data, integration)
     return _sent(send_to_planfix(integration, pairs, data.get("planfix_url")), pairs)
 
 
 @bp.get("/api/v1/chat/inbox")
+@declare(
+    "Messages the fake chat's customers received",
+    array_of("InboxItem"),
+    query=(INTEGRATION_FILTER, query_param("chatId", {"type": "string"}, "Only this chat")),
+    paged=True,
+    errors=(404,),
+)
 def inbox() -> Response:
     """What the fake chat's customers received; `?integration=`, `?chatId=` filter."""
     items = runtime().store.inbox(integration_filter(), request.args.get("chatId") or None)
@@ -216,6 +191,13 @@ def inbox() -> Response:
 
 
 @bp.get("/api/v1/chat/chats")
+@declare(
+    "Chats the fake chat knows",
+    array_of("FakeChat"),
+    query=(INTEGRATION_FILTER,),
+    paged=True,
+    errors=(404,),
+)
 def chats() -> Response:
     """Chats the fake chat knows; `?integration=` filters."""
     return paged([c.as_dict() for c in runtime().store.fake_chats(integration_filter())])

@@ -11,48 +11,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Response, jsonify, request
-from jsonschema import Draft202012Validator
 
 from simulator.contract import Integration
 from simulator.errors import BadRequest, NotFound
 from simulator.runtime import runtime
-from simulator.wire import decode_json
+from simulator.web.declare import DEFAULT_LIMIT, MAX_LIMIT, json_body
+from simulator.web.schemas import ATTACHMENTS_SCHEMA
 
-# Attachments in control-API bodies: [{name, url}], paired as Planfix pairs them on the wire.
-ATTACHMENTS_SCHEMA: dict[str, Any] = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "required": ["name", "url"],
-        "additionalProperties": False,
-        "properties": {"name": {"type": "string"}, "url": {"type": "string"}},
-    },
-}
-
-
-def json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The request's JSON object (empty when there is no body), checked against `schema`."""
-    body = request.get_data(cache=True)
-    if not body:
-        data: Any = {}
-    else:
-        try:
-            data = decode_json(body)  # nested past the parser: the route's 400, in one place
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise BadRequest("the body must be a JSON object")
-    if schema is not None:
-        errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: e.message)
-        if errors:
-            first = errors[0]
-            where = ".".join(str(p) for p in first.path) or "body"
-            # A pattern's regex tells a person little; its schema's description says what fits.
-            described = first.schema.get("description") if first.validator == "pattern" else None
-            reason = f"must be {described}" if isinstance(described, str) else first.message
-            raise BadRequest(f"{where}: {reason}")
-    result: dict[str, Any] = data
-    return result
+# Shared by the resource modules and the fake chat's customer side.
+__all__ = ["ATTACHMENTS_SCHEMA", "DEFAULT_LIMIT", "MAX_LIMIT", "json_body"]
 
 
 def resolve_integration(ref: str | int | None) -> Integration | None:
@@ -93,8 +60,6 @@ def int_arg(name: str) -> int | None:
 
 # Every list endpoint answers one page: `limit` items (this default, at most the maximum) and,
 # when more may follow, a `Link: <…>; rel="next"` header whose URL carries the `cursor`.
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 
 
 def page_limit() -> int:

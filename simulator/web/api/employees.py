@@ -12,23 +12,35 @@ from simulator.config.settings import (
 from simulator.contract import Employee
 from simulator.runtime import runtime
 from simulator.web.api.control import (
-    json_body,
     paged,
 )
+from simulator.web.declare import declare, json_body
+from simulator.web.schemas import (
+    array_of,
+)
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("employees", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/employees")
+@declare("List employees", array_of("Employee"), paged=True)
 def list_employees() -> Response:
     """Employees who can reply and author echo messages."""
     return paged([_employee(e) for e in runtime().store.employees()])
 
 
 @bp.post("/employees")
+@declare(
+    "Add or update an employee",
+    named("Employee"),
+    status=201,
+    body=EMPLOYEE_SCHEMA,
+    errors=(400,),
+)
 def add_employee() -> tuple[Response, int]:
     """Add an employee (or update the one with that e-mail)."""
-    data = json_body(EMPLOYEE_SCHEMA)
+    data = json_body()
     saved = runtime().store.add_employee(
         Employee(0, data["email"], data["name"], data.get("last_name", ""), data.get("ico", ""))
     )

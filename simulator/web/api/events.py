@@ -33,8 +33,11 @@ from simulator.records import Event, JournalEntry
 from simulator.runtime import runtime
 from simulator.store import JournalQuery, Store
 from simulator.web import security
-from simulator.web.api.control import json_body, resolve_integration
+from simulator.web.api.control import resolve_integration
+from simulator.web.declare import JSON, MAX_ID, declare, json_body, query_param
 from simulator.web.hub import Hub
+from simulator.web.schemas import INTEGRATION_FILTER
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1")
 
@@ -56,7 +59,7 @@ WAIT_SCHEMA: dict[str, Any] = {
         "match": MATCH_SCHEMA,
         "timeout": {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
         # The maximum is SQLite's: a larger id cannot even be compared (a 500, not an answer).
-        "since": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "since": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
     },
 }
 
@@ -194,6 +197,36 @@ def stream_events(
 
 
 @bp.get("/events")
+@declare(
+    "Every change as Server-Sent Events",
+    {"type": "string"},
+    media="text/event-stream",
+    description="Frames `id: <event id>`, `event: <kind>`, `data: <Event JSON>`; a `: ping` "
+    "comment every `ping` seconds. Without Last-Event-ID the stream starts at the newest event; "
+    "`last_event_id=0` replays every stored event. With `integration`, its events and global "
+    "ones (integration_id null) are sent. Each data line is an `Event` (components/schemas).",
+    query=(
+        INTEGRATION_FILTER,
+        {
+            "name": "Last-Event-ID",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "Resume after this event id (EventSource sends it on reconnect)",
+        },
+        query_param(
+            "last_event_id",
+            {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+            "Resume after this event id (when the Last-Event-ID header cannot be set)",
+        ),
+        query_param(
+            "ping",
+            {"type": "number", "minimum": 0.1, "maximum": 300, "default": PING_SECONDS},
+            "Seconds between keep-alive comments",
+        ),
+    ),
+    errors=(400, 404, 503),
+)
 def events() -> Response:
     """Every change as Server-Sent Events; resumes after Last-Event-ID; `?integration=` filters."""
     rt = runtime()
@@ -215,6 +248,7 @@ def events() -> Response:
 
 
 @bp.get("/events/stats")
+@declare("Open SSE streams and pending waits of the answering worker process", named("EventStats"))
 def events_stats() -> Response:
     """Open streams and pending waits of the worker process that answers (not of all workers)."""
     current = hub()
@@ -260,9 +294,24 @@ def wait_for(
 
 
 @bp.post("/wait")
+@declare(
+    "Wait until a matching exchange is journaled",
+    named("JournalEntry"),
+    body=WAIT_SCHEMA,
+    description="Returns the first journal entry after `since` (default: the newest entry when "
+    "the call starts) that meets every criterion of `match`; after `timeout` seconds (default "
+    "10, max 300) answers 408 with the entries that came closest.",
+    errors=(400, 404, 503),
+    responses={
+        408: {
+            "description": "Nothing matched in time",
+            "content": {JSON: {"schema": named("WaitTimedOut")}},
+        }
+    },
+)
 def wait() -> Response:
     """Block until a matching exchange is journaled (200) or the timeout passes (408)."""
-    data = json_body(WAIT_SCHEMA)
+    data = json_body()
     raw_match: dict[str, Any] = data.get("match") or {}
     target = resolve_integration(raw_match.get("integration"))
     match = Match.from_wire(raw_match, target.id if target else None)

@@ -10,6 +10,8 @@ from simulator.errors import BadRequest
 from simulator.runtime import runtime
 from simulator.scenarios.export import export_scenario
 from simulator.web.api.journal import journal_query
+from simulator.web.declare import MAX_LIMIT, declare, query_param
+from simulator.web.schemas import JOURNAL_FILTERS, STR
 
 bp = Blueprint("scenario_export", __name__, url_prefix="/api/v1")
 
@@ -26,6 +28,38 @@ def _ids() -> list[int] | None:
 
 
 @bp.get("/journal/export")
+@declare(
+    "Journal entries as a scenario YAML that replays them",
+    # YAML parses to a mapping (clients such as Schemathesis parse it).
+    {"type": "object", "description": "A scenario document (see `planfix-sim schema`)"},
+    media="application/yaml",
+    query=(
+        *JOURNAL_FILTERS,
+        query_param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            "The newest this many (default: every entry the journal keeps)",
+        ),
+        query_param(
+            "ids",
+            {
+                "type": "string",
+                "description": "comma-separated integers",
+                # Ids of digits, between commas and spaces; none past SQLite's integers.
+                "not": {
+                    "anyOf": [
+                        {"pattern": "[^0-9, ]"},
+                        {"pattern": "[0-9] +[0-9]"},
+                        {"pattern": "[0-9]{19}"},
+                    ]
+                },
+            },
+            "Only these ids (comma-separated)",
+        ),
+        query_param("name", STR, "The scenario's name"),
+    ),
+    errors=(404,),
+)
 def export() -> Response:
     """The journal's filters (plus `ids=1,2,3` and `name=`) → a replayable scenario, as YAML."""
     rt = runtime()

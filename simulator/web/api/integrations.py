@@ -12,15 +12,21 @@ from simulator.config.settings import (
 from simulator.runtime import runtime
 from simulator.web import security
 from simulator.web.api.control import (
-    json_body,
     paged,
     resolve_integration,
 )
+from simulator.web.declare import declare, json_body
+from simulator.web.schemas import (
+    REF,
+    array_of,
+)
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("integrations", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/integrations")
+@declare("List integrations", array_of("Integration"), paged=True)
 def list_integrations() -> Response:
     """Every integration with its tokens and settings."""
     security.show_secrets()  # the tokens are what a caller comes here for
@@ -28,15 +34,23 @@ def list_integrations() -> Response:
 
 
 @bp.post("/integrations")
+@declare(
+    "Create an integration (tokens generated when absent)",
+    named("Integration"),
+    status=201,
+    body=INTEGRATION_SCHEMA,
+    errors=(400,),
+)
 def create_integration() -> tuple[Response, int]:
     """Create an integration; tokens are generated when not given (isolation per test/CI job)."""
     security.show_secrets()  # the tokens are what a caller comes here for
-    data = json_body(INTEGRATION_SCHEMA)
+    data = json_body()
     created = runtime().store.add_integration(integration_from_mapping(data))
     return jsonify(integration_as_dict(created)), 201
 
 
 @bp.get("/integrations/<ref>")
+@declare("One integration by id or name", named("Integration"), path=(REF,), errors=(404,))
 def get_integration(ref: str) -> Response:
     """One integration by id or name."""
     security.show_secrets()  # the tokens are what a caller comes here for
@@ -46,11 +60,18 @@ def get_integration(ref: str) -> Response:
 
 
 @bp.patch("/integrations/<ref>")
+@declare(
+    "Change an integration's settings",
+    named("Integration"),
+    body=INTEGRATION_SCHEMA,
+    path=(REF,),
+    errors=(400, 404),
+)
 def update_integration(ref: str) -> Response:
     """Change some settings of an integration."""
     security.show_secrets()  # the tokens are what a caller comes here for
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
-    data = json_body(INTEGRATION_SCHEMA)
+    data = json_body()
     saved = runtime().store.save_integration(integration_from_mapping(data, found))
     return jsonify(integration_as_dict(saved))

@@ -14,6 +14,13 @@ from simulator.web.api.control import (
     page_limit,
     page_response,
 )
+from simulator.web.declare import declare, path_param
+from simulator.web.schemas import (
+    ID,
+    JOURNAL_FILTERS,
+    array_of,
+)
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("journal", __name__, url_prefix="/api/v1")
 
@@ -32,6 +39,13 @@ def journal_query() -> JournalQuery:
 
 
 @bp.get("/journal")
+@declare(
+    "Journal entries, oldest first",
+    array_of("JournalEntry"),
+    query=JOURNAL_FILTERS,
+    paged=True,
+    errors=(404,),
+)
 def journal() -> Response:
     """The newest entries, oldest first; filters: integration, cmd, direction, status, since.
 
@@ -50,6 +64,12 @@ def journal() -> Response:
 
 
 @bp.get("/journal/<int:entry_id>")
+@declare(
+    "One journal entry",
+    named("JournalEntry"),
+    path=(path_param("entry_id", ID),),
+    errors=(404,),
+)
 def journal_entry(entry_id: int) -> Response:
     """One journal entry (tokens masked unless `?reveal=1`)."""
     return jsonify(security.shown_entry(runtime().store.journal_entry(entry_id).as_dict()))

@@ -16,13 +16,20 @@ from simulator.records import DeliveryRecord
 from simulator.runtime import runtime
 from simulator.web import security
 from simulator.web.api.control import (
-    ATTACHMENTS_SCHEMA,
-    MAX_LIMIT,
     integration_filter,
-    json_body,
     paged,
     resolve_integration,
 )
+from simulator.web.declare import ID, MAX_LIMIT, declare, json_body, path_param, query_param
+from simulator.web.schemas import (
+    ATTACHMENTS_SCHEMA,
+    INTEGRATION_FILTER,
+    INTEGRATION_REF,
+    NUMBER_PATH,
+    REF,
+    array_of,
+)
+from simulator.web.schemas import ref as named
 
 bp = Blueprint("delivery_api", __name__, url_prefix="/api/v1")
 
@@ -42,7 +49,7 @@ FIRST_SCHEMA: dict[str, Any] = {
     "required": ["integration", "contactPhone", "message"],
     "additionalProperties": False,
     "properties": {
-        "integration": {"type": ["string", "integer"]},
+        "integration": {**INTEGRATION_REF, "minLength": 1},
         "contactPhone": {"type": "string", "minLength": 1},
         "message": {"type": "string"},
         "employee": {"type": "string"},
@@ -57,6 +64,9 @@ RETRY_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {"wait": {"type": "boolean"}},
 }
+
+
+DELIVERY_ID = path_param("delivery_id", ID)
 
 
 def _attachments(data: dict[str, Any]) -> list[Attachment]:
@@ -78,9 +88,16 @@ def _settle(found: DeliveryRecord, integration: Integration, wait: bool) -> Deli
 
 
 @bp.post("/tasks/<int:number>/replies")
+@declare(
+    "Operator reply: Planfix's newMessage (reply variant) to the integration",
+    named("Reply"),
+    body=REPLY_SCHEMA,
+    path=(NUMBER_PATH,),
+    errors=(400, 404),
+)
 def reply(number: int) -> Response:
     """An operator replies in a task: Planfix's newMessage (reply variant) to the integration."""
-    data = json_body(REPLY_SCHEMA)
+    data = json_body()
     rt = runtime()
     message, queued = delivery.queue_reply(
         rt.store,
@@ -99,9 +116,15 @@ def reply(number: int) -> Response:
 
 
 @bp.post("/first-messages")
+@declare(
+    "First message to a contact's phone: the integration assigns chatId and contactId",
+    named("FirstMessage"),
+    body=FIRST_SCHEMA,
+    errors=(400, 404),
+)
 def first_message() -> Response:
     """Write to a contact's phone (no chat yet): the integration must assign chatId/contactId."""
-    data = json_body(FIRST_SCHEMA)
+    data = json_body()
     rt = runtime()
     integration = resolve_integration(data["integration"])
     if integration is None:
@@ -139,6 +162,13 @@ def _shown(found: DeliveryRecord) -> dict[str, Any]:
 
 
 @bp.get("/deliveries")
+@declare(
+    "Deliveries, newest first",
+    array_of("Delivery"),
+    query=(INTEGRATION_FILTER,),
+    paged=True,
+    errors=(404,),
+)
 def list_deliveries() -> Response:
     """Deliveries, newest first; `?integration=` filters, `?limit=` bounds."""
     found = runtime().store.deliveries(integration_filter(), MAX_LIMIT * 10)
@@ -146,15 +176,23 @@ def list_deliveries() -> Response:
 
 
 @bp.get("/deliveries/<int:delivery_id>")
+@declare("One delivery", named("Delivery"), path=(DELIVERY_ID,), errors=(404,))
 def get_delivery(delivery_id: int) -> Response:
     """One delivery with its attempts' journal ids."""
     return jsonify(_shown(runtime().store.delivery(delivery_id)))
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
+@declare(
+    "Redeliver by hand (same form and messageId)",
+    named("Delivery"),
+    body=RETRY_SCHEMA,
+    path=(DELIVERY_ID,),
+    errors=(400, 404),
+)
 def retry_delivery(delivery_id: int) -> Response:
     """Redeliver by hand (same form, same messageId); waits for the attempt unless wait=false."""
-    data = json_body(RETRY_SCHEMA)
+    data = json_body()
     store = runtime().store
     queued = store.request_retry(delivery_id)
     integration = store.integration(queued.integration_id)
@@ -182,10 +220,17 @@ def _target(ref: str) -> Integration:
 
 
 @bp.put("/integrations/<ref>/faults")
+@declare(
+    "Plan faults per side (a side given replaces its plan; null clears it)",
+    named("Faults"),
+    body=faults.FAULTS_BODY_SCHEMA,
+    path=(REF,),
+    errors=(400, 404),
+)
 def put_faults(ref: str) -> Response:
     """Plan faults per side; a side given replaces its plan (null clears it), others stay."""
     integration = _target(ref)
-    data = json_body(faults.FAULTS_BODY_SCHEMA)
+    data = json_body()
     store = runtime().store
     plans = store.faults(integration.id)
     for side in faults.SIDES:
@@ -197,12 +242,20 @@ def put_faults(ref: str) -> Response:
 
 
 @bp.get("/integrations/<ref>/faults")
+@declare("Planned faults and their counters", named("Faults"), path=(REF,), errors=(404,))
 def get_faults(ref: str) -> Response:
     """The fault plans with their counters (calls seen, faults injected, remaining)."""
     return jsonify(_fault_view(_target(ref)))
 
 
 @bp.delete("/integrations/<ref>/faults")
+@declare(
+    "Clear planned faults",
+    named("Faults"),
+    path=(REF,),
+    query=(query_param("side", {"enum": list(faults.SIDES)}, "Only this side"),),
+    errors=(400, 404),
+)
 def delete_faults(ref: str) -> Response:
     """Clear the fault plans: both sides, or `?side=planfix|fake_chat`."""
     integration = _target(ref)
