@@ -142,7 +142,7 @@ class PlanfixApi:
         # Every route reads its body through the guard: a broken body is its 400, not a 500.
         guard_input(environ)
         path = environ.get("PATH_INFO", "")
-        if path not in API_PATHS:
+        if path not in API_PATHS and not (path.endswith("/") and path[:-1] in API_PATHS):
             malformed = malformed_request_line(environ)
             if malformed is not None:  # never routed: a line break would reach a Location
                 return error_response(route_error(malformed, path))(environ, start_response)
@@ -251,6 +251,9 @@ class PlanfixApi:
             raise MethodNotAllowed(f"{method} is not allowed; use POST")
         form, notes = read_form(environ, self.rt.settings.max_body_bytes)
         seen.form, seen.notes = form, notes
+        if environ.get("PATH_INFO", "").endswith("/"):
+            # Seen in production (a client whose base URL ends in "/"): Planfix serves it.
+            seen.notes.append(Note("trailing-slash", "the path had a trailing slash"))
         cmd = form.get("cmd") or ""
         seen.cmd = cmd
         if cmd not in COMMANDS:

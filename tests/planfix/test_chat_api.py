@@ -362,3 +362,54 @@ def test_every_exchange_is_journaled_with_fields_in_order(
     assert first.duration_ms >= 0
     assert (second.status, second.integration_id) == (401, None)
     assert json.loads(second.response_body) == BAD_TOKEN
+
+
+# A Telegram connector in production (CONTRACT.md, observed): its HTTP session's base URL ends in
+# "/", so it posts to /webchat/api/, and it sends every optional field, empty ones as "".
+CONNECTOR_FORM = [
+    ("cmd", "newMessage"),
+    ("providerId", "telegram"),
+    ("chatId", "777"),
+    ("planfix_token", PLANFIX_TOKEN),
+    ("message", "hello from telegram"),
+    ("contactId", "777"),
+    ("contactName", "Ivan"),
+    ("channel", ""),
+    ("title", ""),
+    ("contactLastName", ""),
+    ("contactIco", ""),
+    ("contactEmail", ""),
+    ("contactPhone", ""),
+    ("contactData", ""),
+    ("isEcho", ""),
+    ("userEmail", ""),
+]
+
+
+@pytest.mark.parametrize("path", ["/webchat/api/", "/chat/api/"])
+def test_a_trailing_slash_is_the_same_endpoint_and_noted(client: FlaskClient, path: str) -> None:
+    response = post(client, CONNECTOR_FORM, path)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    [entry] = client.get("/api/v1/journal?limit=1").get_json()
+    assert entry["url"].startswith(path)
+    assert {
+        "code": "trailing-slash",
+        "text": "the path had a trailing slash",
+        "unknown": False,
+    } in (entry["notes"])
+
+
+def test_every_optional_field_empty_files_the_message_like_a_minimal_form(
+    client: FlaskClient,
+) -> None:
+    assert post(client, CONNECTOR_FORM, "/webchat/api/").status_code == 200
+    assert post(client, new_message(chatId="minimal", message="hi")).status_code == 200
+    tasks = {t["chat_id"]: t for t in client.get("/api/v1/tasks").get_json()}
+    connector, minimal = tasks["777"], tasks["minimal"]
+    # Empty title, channel and contact fields rename nothing and fill nothing.
+    assert connector["title"] == minimal["title"] == "Chat with Ivan"
+    detail = client.get(f"/api/v1/tasks/{connector['number']}").get_json()
+    assert detail["fields"] == {}
+    [message] = detail["messages"]
+    assert message["text"] == "hello from telegram"
+    assert message["kind"] == "customer"
