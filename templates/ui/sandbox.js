@@ -164,7 +164,8 @@
     const entries = Object.entries(task.fields || {});
     for (const [key, value] of entries) kv(dl, key, value, false);
     if (!entries.length) {
-      dl.append(el("dd", { class: "hint" }, "none yet: data_<field> fills the fields named in Settings"));
+      // Across both columns: alone in the first (max-content) one it would not wrap.
+      dl.append(el("dd", { class: "hint wide" }, "none yet: data_<field> fills the fields named in Settings"));
     }
     if (task.description) {
       dl.append(el("dt", {}, "Description"), el("dd", { class: "pre" }, task.description));

