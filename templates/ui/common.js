@@ -65,6 +65,15 @@ const Sim = (() => {
     }
   }
 
+  /** No HTTP answer at all: the simulator is stopped, restarting or unreachable. */
+  class Unreachable extends Error {
+    constructor(cause) {
+      super(`The simulator is not answering at ${location.origin}: is \`planfix-sim serve\` running?`);
+      this.status = 0;
+      this.cause = cause;
+    }
+  }
+
   // With an admin token set, the server's guard leaves an HttpOnly cookie after one visit to
   // /?admin_token=…: fetch and EventSource send it by themselves, so pages never handle it.
 
@@ -75,8 +84,15 @@ const Sim = (() => {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
     }
-    const response = await fetch(path, init);
-    const text = await response.text();
+    let response;
+    let text;
+    try {
+      response = await fetch(path, init);
+      text = await response.text();
+    } catch (error) {
+      // fetch rejects only when no answer came: say which server is gone, not "Failed to fetch".
+      throw new Unreachable(error);
+    }
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -314,6 +330,6 @@ const Sim = (() => {
   return {
     el, clear, safeUrl, attachment, api, toast, report, copyText, time, timeNode,
     integration, onIntegration, refreshIntegrations, live, debounce, enterSends,
-    pairRow, pairs, attachmentsOf, baseUrl, ApiError,
+    pairRow, pairs, attachmentsOf, baseUrl, ApiError, Unreachable,
   };
 })();

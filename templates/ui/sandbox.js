@@ -563,6 +563,10 @@
     } finally {
       button.disabled = false;
       $("chat-text").focus();
+      // Beside the button as well: the toast fades, the reason why nothing was sent stays.
+      const line = $("chat-last");
+      line.textContent = error && error.message ? error.message : String(error);
+      line.dataset.kind = "error";
     }
   });
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from simulator.serving.live import LiveServer
+from tests.served import Served
 from tests.web.test_pages_browser import api, expect
 
 # The browser tab fixtures, shared with the other browser tests.
@@ -53,3 +54,20 @@ def test_the_empty_task_fields_hint_fits_its_card_at_1400_px(
     }
     assert sizes == {"fields": 0, "card": 0, "meta": 0}, "pixels sticking out sideways"
     assert right_edge(page, "#task-fields .hint") <= right_edge(page, card) + 0.5
+
+
+def test_a_send_with_the_server_down_names_the_simulator_not_failed_to_fetch(page: Any) -> None:
+    served = Served()
+    try:
+        page.goto(served.url + "/")
+        expect(page.locator("#live")).to_have_attribute("data-state", "live")
+        page.fill("#chat-text", "is anyone there?")
+    finally:
+        served.kill()
+    page.press("#chat-text", "Enter")
+    said = f"The simulator is not answering at {served.url}: is `planfix-sim serve` running?"
+    expect(page.locator("#toast")).to_have_text(said)
+    expect(page.locator("#chat-last")).to_have_text(said)
+    assert "Failed to fetch" not in (page.text_content("body") or "")
+    # Nothing typed is lost: the message waits for the next try.
+    expect(page.locator("#chat-text")).to_have_value("is anyone there?")
