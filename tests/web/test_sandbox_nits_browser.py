@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from simulator.serving.live import LiveServer
+from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served
 from tests.web.test_pages_browser import api, expect
 
@@ -71,3 +72,17 @@ def test_a_send_with_the_server_down_names_the_simulator_not_failed_to_fetch(pag
     assert "Failed to fetch" not in (page.text_content("body") or "")
     # Nothing typed is lost: the message waits for the next try.
     expect(page.locator("#chat-text")).to_have_value("is anyone there?")
+
+
+def test_the_token_label_and_value_are_one_chip_and_copy_gives_the_value(
+    page: Any, live_server: LiveServer
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    chip = page.locator("#howto code", has_text="planfix_token=")
+    expect(chip).to_have_count(1)
+    expect(chip).to_have_text(f"planfix_token={PLANFIX_TOKEN}")
+    page.click("#howto [data-copy-from=howto-token]")
+    expect(page.locator("#toast")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == PLANFIX_TOKEN
