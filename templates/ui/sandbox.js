@@ -559,16 +559,35 @@
       }
       await loadChatThread();
     } catch (error) {
-      report(error);
-    } finally {
-      button.disabled = false;
-      $("chat-text").focus();
       // Beside the button as well: the toast fades, the reason why nothing was sent stays.
       const line = $("chat-last");
       line.textContent = error && error.message ? error.message : String(error);
       line.dataset.kind = "error";
+      report(error);
+    } finally {
+      button.disabled = false;
+      $("chat-text").focus();
     }
   });
+
+  /** Say so in the customer pane when the integration's replies do not come to the fake chat. */
+  function showWhereRepliesGo(current) {
+    const notice = clear($("chat-elsewhere"));
+    const url = Sim.replyUrl(current);
+    notice.hidden = Sim.isFakeChat(url);
+    if (notice.hidden) return;
+    notice.append(
+      "Replies now go to ",
+      el("code", {}, Sim.maskText(url, [current.token, current.planfix_token])),
+      ": the fake chat will not receive them, so they will not show here. ",
+      el("a", { href: "/settings" }, "Settings"),
+      " sets the URL back to ",
+      el("code", {}, "{base_url}/fake-chat/webhook"),
+      ".",
+    );
+  }
+
+  Sim.onIntegrations(showWhereRepliesGo);
 
   // -- live --------------------------------------------------------------------------------------
 
@@ -586,6 +605,8 @@
     }
     if (kind === "reset" || kind.startsWith("integration")) {
       if (kind === "reset") state.task = null;
+      // A changed URL changes where replies go: the how-to line and the customer's notice.
+      Sim.refreshIntegrations().catch(report);
       refreshOperator();
       refreshChats();
       return;

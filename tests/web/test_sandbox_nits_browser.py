@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from simulator.clients.http import request_json
 from simulator.serving.live import LiveServer
 from tests.conftest import PLANFIX_TOKEN
 from tests.served import Served
-from tests.web.test_pages_browser import api, expect
+from tests.web.test_pages_browser import XSS, api, expect
 
 # The browser tab fixtures, shared with the other browser tests.
 from tests.web.test_pages_browser import confirms as confirms
@@ -20,6 +21,12 @@ from tests.web.test_pages_browser import page as page
 pytestmark = pytest.mark.browser
 
 WIDE = {"width": 1400, "height": 900}
+# A webhook URL with its secret in the query, as integrations protect theirs.
+SECRET = "hook-secret-0123456789"
+ELSEWHERE = f"http://127.0.0.1:9/planfix/webhook?secret={SECRET}&lang=en"
+ELSEWHERE_MASKED = "http://127.0.0.1:9/planfix/webhook?secret=hook\u20266789&lang=en"
+HOSTILE = f"http://x.test/{XSS}?key={SECRET}"
+HOSTILE_MASKED = f"http://x.test/{XSS}?key=hook\u20266789"
 
 
 def overflow(tab: Any, selector: str) -> int:
@@ -86,3 +93,58 @@ def test_the_token_label_and_value_are_one_chip_and_copy_gives_the_value(
     page.click("#howto [data-copy-from=howto-token]")
     expect(page.locator("#toast")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == PLANFIX_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("{base_url}/fake-chat/webhook", None),
+        (ELSEWHERE, ELSEWHERE_MASKED),
+        (HOSTILE, HOSTILE_MASKED),
+    ],
+    ids=["fake chat", "elsewhere", "hostile"],
+)
+def test_the_customer_pane_says_where_replies_go_when_not_the_fake_chat(
+    page: Any, live_server: LiveServer, url: str, shown: str | None
+) -> None:
+    created = api(live_server, "POST", "/api/v1/integrations", {"name": "bot", "url": url})
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    page.select_option("#integration", str(created["id"]))
+    notice = page.locator(".panel.customer #chat-elsewhere")
+    if shown is None:
+        expect(notice).to_be_hidden()
+        return
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text(f"Replies now go to {shown}")
+    expect(notice).to_contain_text("the fake chat will not receive them")
+    assert SECRET not in (page.locator(".panel.customer").text_content() or "")
+    assert page.locator("main img, main svg, main script").count() == 0
+
+
+def test_the_notice_follows_the_integration_live(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    notice = page.locator("#chat-elsewhere")
+    expect(notice).to_be_hidden()
+    api(live_server, "PATCH", "/api/v1/integrations/default", {"url": ELSEWHERE})
+    expect(notice).to_contain_text(ELSEWHERE_MASKED)
+    api(
+        live_server,
+        "PATCH",
+        "/api/v1/integrations/default",
+        {"url": "{base_url}/fake-chat/webhook"},
+    )
+    expect(notice).to_be_hidden()
+
+
+def test_the_howto_line_masks_the_secret_in_the_reply_url(
+    page: Any, live_server: LiveServer
+) -> None:
+    api(live_server, "PATCH", "/api/v1/integrations/default", {"url": ELSEWHERE})
+    served = request_json("GET", live_server.url + "/")
+    assert SECRET not in served.text
+    page.goto(live_server.url + "/")
+    expect(page.locator("#live")).to_have_attribute("data-state", "live")
+    expect(page.locator("#howto-url")).to_have_text(ELSEWHERE_MASKED)
+    assert SECRET not in (page.text_content("body") or "")
