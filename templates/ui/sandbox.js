@@ -109,16 +109,20 @@
       $("task-placeholder").hidden = false;
       return;
     }
+    const number = state.task;
     let task;
     try {
-      task = await api("GET", `/api/v1/tasks/${state.task}`);
+      task = await api("GET", `/api/v1/tasks/${number}`);
     } catch (error) {
+      if (state.task !== number) return; // stale: another task was picked meanwhile
       if (error.status === 404) {
         state.task = null;
         return loadTask();
       }
       throw error;
     }
+    // Another task was picked while this one loaded: its own load draws the page.
+    if (state.task !== number) return;
     $("task").hidden = false;
     $("task-placeholder").hidden = true;
     $("task-number").textContent = `#${task.number}`;

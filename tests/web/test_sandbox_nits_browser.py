@@ -148,3 +148,50 @@ def test_the_howto_line_masks_the_secret_in_the_reply_url(
     expect(page.locator("#live")).to_have_attribute("data-state", "live")
     expect(page.locator("#howto-url")).to_have_text(ELSEWHERE_MASKED)
     assert SECRET not in (page.text_content("body") or "")
+
+
+# Holds every GET of one task until the test lets it through: a slow answer about the task the
+# operator just left, arriving after the one they picked.
+HOLD_TASK = """
+(() => {
+  const held = [];
+  const real = window.fetch.bind(window);
+  window.__release = async () => {
+    window.__holding = false;
+    await Promise.all(held.splice(0).map((go) => go()));
+    // Let the page's continuations (text(), JSON, render) run after the answers arrive.
+    for (let i = 0; i < 3; i += 1) await new Promise((r) => setTimeout(r, 0));
+  };
+  window.__holding = true;
+  window.fetch = (input, init) => {
+    if (!window.__holding || !String(input).endsWith("/api/v1/tasks/%d")) return real(input, init);
+    return new Promise((resolve) => {
+      held.push(async () => {
+        const answer = await real(input, init);
+        const body = await answer.text();
+        resolve(new Response(body, { status: answer.status, headers: answer.headers }));
+      });
+    });
+  };
+})();
+"""
+
+
+def test_a_slow_answer_about_the_task_left_does_not_replace_the_task_picked(
+    page: Any, live_server: LiveServer
+) -> None:
+    for chat, name in (("c-1", "Ann"), ("c-2", "Ben")):
+        api(
+            live_server,
+            "POST",
+            "/api/v1/chat/messages",
+            {"chatId": chat, "contactId": chat, "contactName": name, "message": f"hi from {name}"},
+        )
+    page.add_init_script(HOLD_TASK % 1001)  # Ben's task, the one the page opens first
+    page.goto(live_server.url + "/")
+    expect(page.locator(".task-item.current")).to_contain_text("Ben")
+    page.locator(".task-item", has_text="Ann").click()
+    expect(page.locator("#thread")).to_contain_text("hi from Ann")
+    page.evaluate("window.__release()")
+    expect(page.locator("#thread")).to_contain_text("hi from Ann")
+    expect(page.locator("#task-title")).to_contain_text("Ann")
