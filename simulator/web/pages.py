@@ -16,6 +16,7 @@ from simulator.contract import PROFILES
 from simulator.errors import NotFound
 from simulator.planfix.chat_api import API_PATHS
 from simulator.runtime import runtime
+from simulator.web.security import SECRET_PARAMS, mask_text
 
 bp = Blueprint("ui", __name__)
 
@@ -44,16 +45,26 @@ def _page(template: str, active: str, *, allow_all: bool = False) -> str:
     rt = runtime()
     base = own_url()
     integrations = rt.store.integrations()
+    first = integrations[0] if integrations else None
+    # Where replies go, as the how-to line shows it: secrets in its query string masked.
+    reply_url = (
+        mask_text(first.url.replace("{base_url}", base), (first.token, first.planfix_token))
+        if first
+        else ""
+    )
     return render_template(
         template,
         active=active,
         base_url=base,
         endpoint=base + API_PATHS[0],
-        first=integrations[0] if integrations else None,
+        first=first,
+        reply_url=reply_url,
         integrations=integrations,
         profiles=PROFILES,
         account=rt.settings.account,
         allow_all=allow_all,
+        # The page masks URLs it shows by the server's list of secret query parameters.
+        secret_params=" ".join(SECRET_PARAMS),
     )
 
 

@@ -65,6 +65,15 @@ const Sim = (() => {
     }
   }
 
+  /** No HTTP answer at all: the simulator is stopped, restarting or unreachable. */
+  class Unreachable extends Error {
+    constructor(cause) {
+      super(`The simulator is not answering at ${location.origin}: is \`planfix-sim serve\` running?`);
+      this.status = 0;
+      this.cause = cause;
+    }
+  }
+
   // With an admin token set, the server's guard leaves an HttpOnly cookie after one visit to
   // /?admin_token=…: fetch and EventSource send it by themselves, so pages never handle it.
 
@@ -75,8 +84,15 @@ const Sim = (() => {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);
     }
-    const response = await fetch(path, init);
-    const text = await response.text();
+    let response;
+    let text;
+    try {
+      response = await fetch(path, init);
+      text = await response.text();
+    } catch (error) {
+      // fetch rejects only when no answer came: say which server is gone, not "Failed to fetch".
+      throw new Unreachable(error);
+    }
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -157,12 +173,56 @@ const Sim = (() => {
     return items;
   }
 
+  const integrationListeners = [];
+
+  /** Call `fn(current)` with the selected integration each time the list is (re)loaded. */
+  function onIntegrations(fn) {
+    integrationListeners.push(fn);
+  }
+
+  /** The integration's URL as the simulator posts to it ({base_url} filled in). */
+  function replyUrl(item) {
+    return String(item.url || "").split("{base_url}").join(baseUrl);
+  }
+
+  /** Whether `url` is the fake chat's webhook of this simulator (whatever its query string). */
+  function isFakeChat(url) {
+    const path = url.split(/[?#]/, 1)[0];
+    return [baseUrl, location.origin].some((origin) => path === `${origin}/fake-chat/webhook`);
+  }
+
   function updateHowto(items) {
     const current = items.find((i) => String(i.id) === String(integration())) || items[0];
     if (!current) return;
-    const url = String(current.url || "").split("{base_url}").join(baseUrl);
     document.getElementById("howto-token").textContent = current.planfix_token;
+    // The planfix_token is shown to be copied; a secret in the reply URL's query is not.
+    const url = maskText(replyUrl(current), [current.token, current.planfix_token]);
     document.getElementById("howto-url").textContent = url;
+    for (const fn of integrationListeners) fn(current);
+  }
+
+  // -- masking, as the server's security.mask_text does it ---------------------------------
+  const MASK = "\u2026";
+  const secretParams = (body.dataset.secretParams || "").split(/\s+/).filter(Boolean);
+  const escaped = secretParams.map((name) => name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  const querySecret = escaped.length
+    ? new RegExp(`([?&](?:${escaped.join("|")})=)([^&#\\s"'<>]+)`, "gi")
+    : null;
+
+  /** `303cb962ac59075b964b07152d234b70` → `303c…4b70`; short values are hidden whole. */
+  function maskSecret(value) {
+    if (!value) return value;
+    return value.length < 12 ? MASK : `${value.slice(0, 4)}${MASK}${value.slice(-4)}`;
+  }
+
+  /** `text` with secret query-string values and the given secret values masked. */
+  function maskText(text, secrets) {
+    let out = text;
+    if (querySecret) out = out.replace(querySecret, (_, name, value) => name + maskSecret(value));
+    for (const secret of secrets || []) {
+      if (secret && secret.length >= 6) out = out.split(secret).join(maskSecret(secret));
+    }
+    return out;
   }
 
   if (picker) {
@@ -313,7 +373,8 @@ const Sim = (() => {
 
   return {
     el, clear, safeUrl, attachment, api, toast, report, copyText, time, timeNode,
-    integration, onIntegration, refreshIntegrations, live, debounce, enterSends,
-    pairRow, pairs, attachmentsOf, baseUrl, ApiError,
+    integration, onIntegration, onIntegrations, refreshIntegrations, replyUrl, isFakeChat,
+    maskText, live, debounce, enterSends,
+    pairRow, pairs, attachmentsOf, baseUrl, ApiError, Unreachable,
   };
 })();

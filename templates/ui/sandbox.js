@@ -109,16 +109,20 @@
       $("task-placeholder").hidden = false;
       return;
     }
+    const number = state.task;
     let task;
     try {
-      task = await api("GET", `/api/v1/tasks/${state.task}`);
+      task = await api("GET", `/api/v1/tasks/${number}`);
     } catch (error) {
+      if (state.task !== number) return; // stale: another task was picked meanwhile
       if (error.status === 404) {
         state.task = null;
         return loadTask();
       }
       throw error;
     }
+    // Another task was picked while this one loaded: its own load draws the page.
+    if (state.task !== number) return;
     $("task").hidden = false;
     $("task-placeholder").hidden = true;
     $("task-number").textContent = `#${task.number}`;
@@ -164,7 +168,8 @@
     const entries = Object.entries(task.fields || {});
     for (const [key, value] of entries) kv(dl, key, value, false);
     if (!entries.length) {
-      dl.append(el("dd", { class: "hint" }, "none yet: data_<field> fills the fields named in Settings"));
+      // Across both columns: alone in the first (max-content) one it would not wrap.
+      dl.append(el("dd", { class: "hint wide" }, "none yet: data_<field> fills the fields named in Settings"));
     }
     if (task.description) {
       dl.append(el("dt", {}, "Description"), el("dd", { class: "pre" }, task.description));
@@ -558,12 +563,35 @@
       }
       await loadChatThread();
     } catch (error) {
+      // Beside the button as well: the toast fades, the reason why nothing was sent stays.
+      const line = $("chat-last");
+      line.textContent = error && error.message ? error.message : String(error);
+      line.dataset.kind = "error";
       report(error);
     } finally {
       button.disabled = false;
       $("chat-text").focus();
     }
   });
+
+  /** Say so in the customer pane when the integration's replies do not come to the fake chat. */
+  function showWhereRepliesGo(current) {
+    const notice = clear($("chat-elsewhere"));
+    const url = Sim.replyUrl(current);
+    notice.hidden = Sim.isFakeChat(url);
+    if (notice.hidden) return;
+    notice.append(
+      "Replies now go to ",
+      el("code", {}, Sim.maskText(url, [current.token, current.planfix_token])),
+      ": the fake chat will not receive them, so they will not show here. ",
+      el("a", { href: "/settings" }, "Settings"),
+      " sets the URL back to ",
+      el("code", {}, "{base_url}/fake-chat/webhook"),
+      ".",
+    );
+  }
+
+  Sim.onIntegrations(showWhereRepliesGo);
 
   // -- live --------------------------------------------------------------------------------------
 
@@ -581,6 +609,8 @@
     }
     if (kind === "reset" || kind.startsWith("integration")) {
       if (kind === "reset") state.task = null;
+      // A changed URL changes where replies go: the how-to line and the customer's notice.
+      Sim.refreshIntegrations().catch(report);
       refreshOperator();
       refreshChats();
       return;
