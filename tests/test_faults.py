@@ -7,6 +7,8 @@ import random
 import re
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -56,6 +58,16 @@ def customer_message(server: LiveServer, chat_id: str = "c-1") -> Answer:
 def last_entry(server: LiveServer) -> dict[str, Any]:
     """The newest journal entry."""
     return api(server, "GET", "/api/v1/journal")[-1]  # type: ignore[no-any-return]
+
+
+def journaled(server: LiveServer, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The newest journal entry once it is one `wanted` accepts (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        entry = last_entry(server)
+        if wanted(entry) or time.monotonic() > deadline:
+            return entry
+        time.sleep(0.05)
 
 
 STATUS_CASES = [pytest.param(s, id=str(s)) for s in STATUS_BODIES]
@@ -186,7 +198,9 @@ def test_fake_chat_side_drops_the_connection(live_server: LiveServer) -> None:
 
     assert answer.status is None
     assert answer.error.startswith("reset:")
-    entry = last_entry(live_server)
+    # The client sees the reset as the server drops the socket, possibly before the server's
+    # thread has journaled the exchange: wait for the entry (bounded) instead of racing it.
+    entry = journaled(live_server, lambda e: e["party"] == "fake_chat")
     assert (entry["party"], entry["status"], entry["fault"]) == ("fake_chat", None, "drop")
 
 

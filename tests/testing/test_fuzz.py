@@ -173,6 +173,9 @@ def test_the_simulator_passes_as_planfix(
             "1048576",
             "--examples",
             "120",
+            # Generous: "answered within the timeout" is a check, and the suite shares 2 cores.
+            "--timeout",
+            "30",
             "--out",
             str(tmp_path),
         ]
