@@ -1031,6 +1031,7 @@ def test_filing_reports_the_task_the_message_and_the_contact(
     second = file(store, default, message="again")
     assert second == Filed(first.task_number, False, second.message_pk, contact.number, [])
     assert [m.text for m in store.messages(first.task_number)] == ["hi", "again"]
+    assert store.message(second.message_pk).text == "again"
     assert store.task(first.task_number).description == ""
 
 
