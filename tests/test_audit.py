@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -18,13 +19,18 @@ from simulator.contract import (
     Attachment,
     Employee,
     Form,
+    GetContact,
+    GetTask,
     Integration,
+    MessageStatus,
+    NewMessage,
     Note,
+    Options,
     Profile,
     choose_author,
     parse_command,
 )
-from simulator.errors import BadRequest, NotFound
+from simulator.errors import BadRequest, InvalidParameters, NotFound
 from simulator.planfix import chat_api as planfix_api
 from simulator.planfix import commands as account
 from simulator.planfix.commands import Outcome
@@ -40,9 +46,13 @@ from simulator.scenarios.loader import load_file
 from simulator.scenarios.results import ScenarioResult
 from simulator.scenarios.runner import Runner, Targets
 from simulator.serving.live import LiveServer
+<<<<<<< HEAD
 from simulator.store import Store
+=======
+from simulator.store.db import Filed, Store
+>>>>>>> audit3
 from simulator.web.app import close_app, create_app
-from tests.conftest import PLANFIX_TOKEN
+from tests.conftest import CHAT_TOKEN, PLANFIX_TOKEN
 from tests.planfix.test_chat_api import INVALID, post
 from tests.served import Served
 
@@ -785,3 +795,304 @@ def test_a_chat_remembers_the_contact_that_opened_it(store: Store) -> None:
     contact = store.contact(1, "wa", "u-1")
     assert contact is not None
     assert [(c.chat_id, c.contact_pk) for c in store.chats()] == [("c-1", contact.pk)]
+
+
+# -- parsing: the exact notes each form gets, the command it builds, why it is refused -------
+
+INTEGRATION = Integration(1, "default", PLANFIX_TOKEN, CHAT_TOKEN, "http://127.0.0.1:9/hook")
+ANN_FORM = {"providerId": "wa", "chatId": "c-1", "contactId": "u-1", "contactName": "Ann"}
+NO_NAME = {"providerId": "wa", "chatId": "c-1", "contactId": "u-1"}
+Pairs = list[tuple[str, str]]
+
+
+def form_of(fields: dict[str, str], *extra: tuple[str, str]) -> Form:
+    """`fields` in order, then the `extra` pairs (repeated keys, added fields)."""
+    return Form.of([*fields.items(), *extra])
+
+
+def twice(key: str, first: str, second: str) -> Form:
+    """A newMessage form that sends `key` twice."""
+    fields = {**ANN_FORM, "message": "hi"}
+    fields.pop(key, None)
+    return form_of(fields, (key, first), (key, second))
+
+
+def duplicate(key: str, detail: str) -> Note:
+    """The note on a key sent twice whose handling by Planfix is unknown."""
+    text = f"{key} sent 2 times ({detail}): Planfix's handling is unknown"
+    return Note("duplicate-key", text, unknown=True)
+
+
+STATUS = {"providerId": "wa", "messageId": "m-1"}
+NOTED_FORMS = [
+    pytest.param("observed", "newMessage", twice("chatId", "c-1", "c-1"),
+                 [Note("duplicate-key", "chatId sent 2 times (same value)")],
+                 id="observed: a key twice, same value"),
+    pytest.param("documented", "newMessage", twice("chatId", "c-1", "c-1"),
+                 [duplicate("chatId", "same value")], id="documented: a key twice, same value"),
+    pytest.param("documented", "newMessage", twice("chatId", "c-1", "c-2"),
+                 [duplicate("chatId", "different values; the first is used")],
+                 id="documented: a key twice, different values"),
+    pytest.param("observed", "newMessage", twice("chatId", "c-1", "c-2"),
+                 [duplicate("chatId", "different values; the first is used")],
+                 id="observed: a key twice, different values"),
+    pytest.param("observed", "newMessage", form_of({**NO_NAME, "message": "hi"}),
+                 [Note("observed-form", "newMessage without contactName (observed profile)")],
+                 id="observed: no contactName"),
+    pytest.param("observed", "newMessage", form_of({**ANN_FORM, "message": "hi"}), [],
+                 id="observed: with contactName"),
+    pytest.param("documented", "newMessage", form_of({**ANN_FORM, "message": "hi"}, ("extra", "1")),
+                 [Note("unlisted-field", "extra is not a newMessage field; ignored")],
+                 id="newMessage: an unlisted field after listed ones"),
+    pytest.param("documented", "messageStatus",
+                 form_of(STATUS, ("messageStatus", "delivered")),
+                 [Note("status-as-sent", "messageStatus 'delivered' counts as 'sent'")],
+                 id="messageStatus: an unknown status"),
+    pytest.param("documented", "messageStatus", form_of(STATUS, ("messageStatus", "read")), [],
+                 id="messageStatus: a known status"),
+    pytest.param("documented", "newMessage",
+                 form_of({**ANN_FORM, "message": "hi"}, ("attachments[name]", "a.txt"),
+                         ("attachments[name]", "b.txt"), ("attachments[url]", "http://f/a")),
+                 [Note("attachment-count", "2 attachments[name] but 1 attachments[url]: "
+                       "Planfix's pairing is unknown", unknown=True)],
+                 id="newMessage: more attachment names than urls"),
+    pytest.param("documented", "newMessage",
+                 form_of({**ANN_FORM, "message": "hi"}, ("data_utm", "ad")),
+                 [Note("unknown-task-field",
+                       "data_utm: the task template has no String field 'utm'; dropped",
+                       unknown=True)],
+                 id="newMessage: a data_ field the template lacks"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("profile", "cmd", "form", "notes"), NOTED_FORMS)
+def test_each_form_gets_its_exact_notes(
+    profile: Profile, cmd: str, form: Form, notes: list[Note]
+) -> None:
+    _, said = parse_command(cmd, form, replace(INTEGRATION, profile=profile))
+    assert said == notes
+
+
+BUILT = [
+    pytest.param("getTask", {"providerId": "wa", "chatId": "c-1"}, GetTask("wa", "c-1"),
+                 id="getTask"),
+    pytest.param("getContact", {"providerId": "wa", "contactId": "u-1"},
+                 GetContact("wa", "u-1"), id="getContact"),
+    pytest.param("messageStatus", {**STATUS, "messageStatus": "read"},
+                 MessageStatus("wa", "m-1", "read", None), id="messageStatus"),
+    pytest.param("messageStatus", {**STATUS, "messageStatus": "oops", "messageStatusText": "x"},
+                 MessageStatus("wa", "m-1", "sent", "x"), id="messageStatus, unknown status"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cmd", "fields", "command"), BUILT)
+def test_each_form_builds_its_command(cmd: str, fields: dict[str, str], command: object) -> None:
+    built, _ = parse_command(cmd, form_of(fields), INTEGRATION)
+    assert built == command
+
+
+@pytest.mark.parametrize(
+    ("cmd", "fields", "error"),
+    [
+        pytest.param("bogus", {}, "unknown cmd 'bogus'", id="unknown cmd"),
+        pytest.param(
+            "getTask",
+            {"providerId": "w~a", "chatId": "c-1"},
+            "providerId must not contain '~'",
+            id="providerId with ~",
+        ),
+    ],
+)
+def test_a_refused_form_says_why(cmd: str, fields: dict[str, str], error: str) -> None:
+    with pytest.raises(InvalidParameters) as refused:
+        parse_command(cmd, form_of(fields), INTEGRATION)
+    assert refused.value.detail == error
+
+
+# -- the token: which field counts, what the journal says, planned faults --------------------
+
+TOKEN_FIELD_NOTE = {
+    "code": "token-field",
+    "text": "token sent as 'token', not 'planfix_token': the general rules page allows it, "
+    "every example uses planfix_token",
+    "unknown": True,
+}
+GET_TASK = [("cmd", "getTask"), ("providerId", "wa"), ("chatId", "c-1")]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "status", "notes", "error"),
+    [
+        pytest.param(
+            [("planfix_token", PLANFIX_TOKEN), ("token", "other")],
+            400,
+            [],
+            "no task for chat 'c-1'",
+            id="planfix_token wins over token",
+        ),
+        pytest.param(
+            [("token", PLANFIX_TOKEN)],
+            400,
+            [TOKEN_FIELD_NOTE],
+            "no task for chat 'c-1'",
+            id="token only",
+        ),
+        pytest.param([], 401, [], "planfix_token is missing", id="no token"),
+        pytest.param(
+            [("planfix_token", "f" * 32)], 401, [], "no integration has it", id="unknown token"
+        ),
+    ],
+)
+def test_each_token_form_is_journaled_with_its_notes_and_error(
+    client: FlaskClient,
+    store: Store,
+    tokens: Pairs,
+    status: int,
+    notes: list[dict[str, Any]],
+    error: str,
+) -> None:
+    assert post(client, [*GET_TASK, *tokens]).status_code == status
+    [entry] = store.journal()
+    assert (entry.status, entry.notes, entry.error) == (status, notes, error)
+
+
+def test_a_strict_integration_refuses_the_token_field_before_checking_parameters(
+    client: FlaskClient, store: Store
+) -> None:
+    integration = store.integration_by_name("default")
+    assert integration is not None
+    store.save_integration(replace(integration, strict=True))
+    form = [("cmd", "getTask"), ("providerId", "wa"), ("token", PLANFIX_TOKEN)]  # no chatId
+    assert post(client, form).status_code == 400
+    [entry] = store.journal()
+    assert entry.error == f"strict: token-field: {TOKEN_FIELD_NOTE['text']}"
+
+
+def test_a_planned_fault_answers_the_next_call(client: FlaskClient) -> None:
+    planned = client.put(
+        "/api/v1/integrations/default/faults", json={"planfix": {"status": 503, "count": 1}}
+    )
+    assert planned.status_code == 200
+    form = [*GET_TASK, ("planfix_token", PLANFIX_TOKEN)]
+    assert post(client, form).status_code == 503
+    assert post(client, form).status_code == 400  # the one use is spent: task not found
+
+
+# -- filing a message: its task, its author, the task's title, fields and history ----------
+
+
+def file(store: Store, integration: Integration, author: Employee | None = None,
+         **fields: str) -> Filed:  # fmt: skip
+    """Parse a newMessage (Ann says hi in chat c-1 unless `fields` change it) and file it."""
+    said = {**ANN_FORM, "message": "hi", **fields}
+    command, _ = parse_command("newMessage", form_of(said), integration)
+    assert isinstance(command, NewMessage)
+    return store.file_message(integration, command, author)
+
+
+@pytest.fixture
+def default(store: Store) -> Integration:
+    """The store's default integration, with the template's String fields a, b and c."""
+    integration = store.integration_by_name("default")
+    assert integration is not None
+    return replace(integration, task_fields=("a", "b", "c"))
+
+
+BO = Employee(5, "bo@example.com", "Bo", "Li")
+AUTHORS = [
+    pytest.param({}, None, ("in", "customer", "Ann", "", ""), id="customer"),
+    pytest.param({"channel": "wa-biz"}, None, ("in", "customer", "Ann", "", "wa-biz"),
+                 id="customer, with a channel"),
+    pytest.param({"isEcho": "1"}, None, ("in", "echo", "Integration owner", "", ""),
+                 id="echo without an author"),
+    pytest.param({"isEcho": "1"}, BO, ("in", "echo", "Bo Li", "bo@example.com", ""),
+                 id="echo by an employee"),
+    pytest.param({"isEcho": "1"}, Employee(6, "x@example.com", ""),
+                 ("in", "echo", "x@example.com", "x@example.com", ""),
+                 id="echo by an employee without a name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "author", "message"), AUTHORS)
+def test_a_filed_message_has_its_direction_kind_author_and_channel(
+    store: Store,
+    default: Integration,
+    fields: dict[str, str],
+    author: Employee | None,
+    message: tuple[str, ...],
+) -> None:
+    filed = file(store, default, author, **fields)
+    got = store.message(filed.message_pk)
+    assert (got.direction, got.kind, got.author, got.employee_email, got.channel) == message
+
+
+def test_filing_reports_the_task_the_message_and_the_contact(
+    store: Store, default: Integration
+) -> None:
+    first = file(store, default)
+    contact = store.contact(default.id, "wa", "u-1")
+    assert contact is not None
+    assert first == Filed(first.task_number, True, first.message_pk, contact.number, [])
+    second = file(store, default, message="again")
+    assert second == Filed(first.task_number, False, second.message_pk, contact.number, [])
+    assert [m.text for m in store.messages(first.task_number)] == ["hi", "again"]
+    assert store.message(second.message_pk).text == "again"
+    assert store.task(first.task_number).description == ""
+
+
+def test_a_message_after_the_task_closed_opens_a_task_with_the_history(
+    store: Store, default: Integration
+) -> None:
+    first = file(store, default, data_a="1")
+    store.set_task_status(first.task_number, "completed")
+    second = file(store, default, data_b="2")
+    assert (second.task_created, second.notes) == (True, [])
+    task = store.task(second.task_number)
+    assert task.title == "Chat with Ann"
+    assert task.description.startswith(
+        f"Chat history (continued from task #{first.task_number}):\n"
+    )
+    assert task.fields == {"b": "2"}, "a new task starts without the old task's fields"
+
+
+def test_a_message_after_the_task_closed_stays_there_when_the_option_is_off(
+    store: Store, default: Integration
+) -> None:
+    integration = replace(default, options=Options(new_task_when_closed=False))
+    first = file(store, integration)
+    store.set_task_status(first.task_number, "completed")
+    second = file(store, integration)
+    text = f"task {first.task_number} is completed; filed there (new_task_when_closed is off)"
+    assert second == Filed(
+        first.task_number,
+        False,
+        second.message_pk,
+        first.contact_number,
+        [Note("closed-task", text)],
+    )
+
+
+def test_data_fields_add_up_over_the_messages_of_a_task(store: Store, default: Integration) -> None:
+    first = file(store, default, data_a="1")
+    file(store, default, data_b="2")
+    file(store, default, data_a="3")
+    assert store.task(first.task_number).fields == {"a": "3", "b": "2"}
+
+
+def test_a_new_title_renames_the_task_and_says_so(store: Store, default: Integration) -> None:
+    first = file(store, default, title="Order 1")
+    start = store.last_event_id()
+    renamed = file(store, default, title="Order 2")
+    text = (
+        "title renamed the task (observed behaviour; the docs only say a title names new "
+        "tasks; option rename_task_on_title)"
+    )
+    assert renamed.notes == [Note("task-renamed", text)]
+    assert store.task(first.task_number).title == "Order 2"
+    events = [
+        (e.integration_id, e.kind, e.data)
+        for e in store.events_after(start)
+        if e.kind.startswith("task.")
+    ]
+    renaming = {"number": first.task_number, "title": "Order 2"}
+    assert events == [(default.id, "task.renamed", renaming)]
