@@ -33,6 +33,7 @@ from simulator.contract import (
 from simulator.errors import BadRequest, InvalidParameters, NotFound
 from simulator.planfix import chat_api as planfix_api
 from simulator.planfix import commands as account
+from simulator.planfix import lifecycle
 from simulator.planfix.commands import Outcome
 from simulator.planfix.delivery import (
     Verdict,
@@ -41,16 +42,13 @@ from simulator.planfix.delivery import (
     outbound_author,
     reply_form,
 )
+from simulator.planfix.lifecycle import Filed
 from simulator.records import MessageRecord
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.results import ScenarioResult
 from simulator.scenarios.runner import Runner, Targets
 from simulator.serving.live import LiveServer
-<<<<<<< HEAD
 from simulator.store import Store
-=======
-from simulator.store.db import Filed, Store
->>>>>>> audit3
 from simulator.web.app import close_app, create_app
 from tests.conftest import CHAT_TOKEN, PLANFIX_TOKEN
 from tests.planfix.test_chat_api import INVALID, post
@@ -987,7 +985,7 @@ def file(store: Store, integration: Integration, author: Employee | None = None,
     said = {**ANN_FORM, "message": "hi", **fields}
     command, _ = parse_command("newMessage", form_of(said), integration)
     assert isinstance(command, NewMessage)
-    return store.file_message(integration, command, author)
+    return lifecycle.file_message(store, integration, command, author)
 
 
 @pytest.fixture
