@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import unavailable
 from tests.served import Served, forget_sessions, get_task, new_message, post, stored
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+        unavailable(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
     try:
         yield mount_point
     finally:

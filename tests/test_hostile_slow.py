@@ -24,7 +24,7 @@ import requests
 
 from simulator.serving.gthread import request_complete
 from simulator.serving.production import READ_TIMEOUT_SECONDS, worker_connections
-from tests.conftest import Report
+from tests.conftest import Report, unavailable
 from tests.served import Served, get_task, new_message
 
 pytestmark = pytest.mark.slow
@@ -141,7 +141,7 @@ def _enough_file_descriptors(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip(f"needs {needed} open files, the hard limit is {hard}")
+            unavailable(f"needs {needed} open files, the hard limit is {hard}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
