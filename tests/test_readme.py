@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from simulator.config.settings import load_settings
 from simulator.serving.live import LiveServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -69,6 +70,41 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def yaml_blocks() -> list[str]:
+    """Every ```yaml block of the README, as written."""
+    return re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def yaml_example(top_level_key: str) -> str:
+    """The one ```yaml block whose document has this top-level key."""
+    [block] = [b for b in yaml_blocks() if top_level_key in (yaml.safe_load(b) or {})]
+    return block
+
+
+def test_the_scenario_example_passes(tmp_path: Path) -> None:
+    path = tmp_path / "example.yaml"
+    path.write_text(yaml_example("steps"), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "simulator.cli", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert "1 passed, 0 failed" in done.stdout
+
+
+def test_the_configuration_example_loads(tmp_path: Path) -> None:
+    block = yaml_example("integrations")
+    path = tmp_path / "sim.yaml"
+    path.write_text(block, encoding="utf-8")
+    settings = load_settings(config_file=str(path), environ={})
+    example = yaml.safe_load(block)
+    assert settings.account == example["account"]
+    assert [i.name for i in settings.integrations] == [i["name"] for i in example["integrations"]]
 
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
