@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import site
 import subprocess
@@ -85,9 +86,12 @@ def test_the_installed_wheel_serves_its_pages(wheel: Path, tmp_path: Path) -> No
         [str(python), "-m", "pip", "install", "--no-deps", "--no-index", str(wheel)],
         timeout=300,
     )
+    # PYTHONPATH (a checkout put first on the path) would let `simulator` come from the checkout.
+    alone = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     where = _run(
         [str(python), "-c", "import simulator.web.app as a; print(a.templates_dir())"],
         cwd=tmp_path,
+        env=alone,
         timeout=60,
     ).stdout.strip()
     assert where.startswith(str(env_dir)), f"templates found outside the venv: {where}"
@@ -95,6 +99,7 @@ def test_the_installed_wheel_serves_its_pages(wheel: Path, tmp_path: Path) -> No
     proc = subprocess.Popen(
         [str(env_dir / "bin" / "planfix-sim"), "serve", "--port", "0"],
         cwd=tmp_path,
+        env=alone,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
