@@ -13,6 +13,7 @@ from typing import Any
 from simulator.errors import ConfigError
 from simulator.scenarios.loader import Scenario, load_file, scenario_files
 from simulator.scenarios.report import (
+    count,
     junit_xml,
     print_result,
     scenario_header,
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.ok]
     print(
         f"\n{len(results) - len(failed)} passed, {len(failed)} failed;"
-        f" {steps} steps in {seconds:.2f} s ({steps / seconds if seconds else 0:.0f} steps/s)"
+        f" {count(steps, 'step')} in {seconds:.2f} s"
+        f" ({steps / seconds if seconds else 0:.0f} steps/s)"
     )
     for result in failed:
         print(f"FAILED {result.scenario.where} {result.scenario.name}")
