@@ -70,7 +70,7 @@ def print_schema(args: argparse.Namespace) -> int:
 
 
 def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
-    """Every scenario of every file, and every file's first error."""
+    """Every scenario of every file, and every file's errors (each may hold several problems)."""
     scenarios: list[Scenario] = []
     invalid: list[ConfigError] = []
     files = scenario_files(paths)
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     # The in-process server's access log would bury the step lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     scenarios, invalid = load_all(args.paths)
-    for problem in invalid:
+    for problem in (one for error in invalid for one in error.problems):
         print(f"invalid: {problem}", file=sys.stderr)
     if invalid:
         if args.junit:
