@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulator.errors import ConfigError
+from simulator.scenarios.export import export_scenario
 from simulator.scenarios.loader import load_file
 from simulator.scenarios.matchers import OPERATORS
 from simulator.scenarios.schema import scenario_schema
@@ -289,3 +290,24 @@ def test_run_prints_every_problem_of_an_invalid_file(tmp_path: Path) -> None:
         f"invalid: {bad}:5: steps[0].expect.body.id.$regexp: unknown operator '$regexp';"
         " did you mean '$regex'?",
     ]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '{"data": {"$ref": "#/x", "number": 3}}',
+        '{"$regex": "looks like an operator"}',
+        '[{"$type": "integer"}]',
+    ],
+)
+def test_an_exported_answer_with_dollar_keys_is_still_a_valid_scenario(
+    tmp_path: Path, answer: str
+) -> None:
+    from tests.test_hostile_export import _entry
+
+    form = [["cmd", "getTask"], ["providerId", "p"], ["chatId", "c"]]
+    text = export_scenario([_entry(1, form, response_body=answer)], integrations=[], employees=[])
+    path = tmp_path / "exported.yaml"
+    path.write_text(text, encoding="utf-8")
+    (scenario,) = load_file(path)
+    assert "{'$type': 'object'}" in str(scenario.steps[0].expect["body"])
