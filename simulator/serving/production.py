@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from simulator import __version__
-from simulator.config.settings import load_settings
+from simulator.config.settings import Settings, load_settings
 from simulator.errors import ConfigError, StorageUnavailable
 from simulator.serving.limits import READ_TIMEOUT_SECONDS
 from simulator.store import CannotOpen, SchemaTooNew, Store
@@ -235,7 +235,12 @@ DEFAULT_INTEGRATION_LINES = {
 
 
 def _banner(
-    options: ServeOptions, base: str, db_path: str, *, temporary: bool, settings: Any = None
+    options: ServeOptions,
+    base: str,
+    db_path: str,
+    *,
+    temporary: bool,
+    settings: Settings | None = None,
 ) -> None:
     from simulator.planfix.chat_api import API_PATHS
 
