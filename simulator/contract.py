@@ -6,6 +6,7 @@ integration, and gets back a typed command (or a typed error) plus the contract 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -81,9 +82,14 @@ class Retry:
     time_factor: float = 1.0
 
 
+def new_token() -> str:
+    """A fresh token for an integration (what the control API gives one created without)."""
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True)
 class Integration:
-    """One chat integration as the Planfix admin set it up."""
+    """One chat integration as the Planfix admin set it up (an empty token: generate one)."""
 
     id: int
     name: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from werkzeug.wrappers import Response
@@ -136,3 +137,31 @@ class ConfigError(Exception):
         self.line = line
         self.field = field
         self.reason = reason
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each problem on its own (a file with several problems raises `ConfigErrors`)."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Every problem of one file at once, sorted by line; one `file:line: field: reason` each."""
+
+    def __init__(self, problems: Sequence[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.source, first.line, first.field, first.reason)
+        self.args = ("\n".join(str(p) for p in problems),)
+        self._problems = tuple(problems)
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each problem on its own."""
+        return self._problems
+
+
+def raise_all(problems: Sequence[ConfigError]) -> None:
+    """Raise the problems found (one ConfigError, or ConfigErrors for several); none: return."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ConfigErrors(problems)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.config.yaml_source import Located, load_one, validate
-from simulator.contract import PROFILES, Employee, Integration, Options, Retry
+from simulator.config.yaml_source import (
+    Located,
+    Problem,
+    load_one,
+    raise_problems,
+    schema_problems,
+    validate,
+)
+from simulator.contract import PROFILES, Employee, Integration, Options, Retry, new_token
 from simulator.errors import ConfigError
 
 # The documentation's own tokens, so its sample calls work verbatim against the default.
@@ -31,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "admin_token": "",
     "allowed_hosts": [],
     "fake_chat_reports_status": True,
+    # Whether a config file's `integrations:` come beside the built-in `default` or replace it.
+    "keep_default_integration": True,
     "employees": [
         {
             "email": "peter@example.com",
@@ -133,10 +141,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "admin_token": {"type": "string"},
         "allowed_hosts": {"type": "array", "items": ALLOWED_HOST_SCHEMA},
         "fake_chat_reports_status": {"type": "boolean"},
+        "keep_default_integration": {"type": "boolean"},
         "employees": {"type": "array", "items": EMPLOYEE_SCHEMA},
         "integrations": {
             "type": "array",
-            "items": {**INTEGRATION_SCHEMA, "required": ["name", "planfix_token", "token"]},
+            # Tokens left out are generated, as the control API does.
+            "items": {**INTEGRATION_SCHEMA, "required": ["name"]},
         },
     },
 }
@@ -168,6 +178,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     employees: tuple[Employee, ...] = ()
     integrations: tuple[Integration, ...] = field(default=())
+    # What became of the built-in `default` integration: "built-in" (nothing declared), "kept"
+    # (beside the file's), "dropped" (keep_default_integration: false) or "declared" (by the file).
+    default_integration: str = "built-in"
 
 
 def integration_from_mapping(
@@ -176,9 +189,9 @@ def integration_from_mapping(
     """Build an integration from its JSON/YAML form, on top of `base` (defaults when None)."""
     current = base or Integration(
         id=0,
-        name=f"integration-{secrets.token_hex(4)}",
-        planfix_token=secrets.token_hex(16),
-        token=secrets.token_hex(16),
+        name=f"integration-{new_token()[:8]}",
+        planfix_token=new_token(),
+        token=new_token(),
         url=FAKE_CHAT_URL,
     )
     options = data.get("options", {})
@@ -253,8 +266,31 @@ def _env_value(name: str, raw: str) -> Any:
     return raw
 
 
+def _duplicates(integrations: Any) -> list[Problem]:
+    """Each integration whose name or planfix_token an earlier one of the file has too."""
+    found: list[Problem] = []
+    if not isinstance(integrations, list):
+        return found
+    for label in ("name", "planfix_token"):
+        first: dict[Any, int] = {}
+        for index, item in enumerate(integrations):
+            value = item.get(label) if isinstance(item, dict) else None
+            if not isinstance(value, str) or not value:
+                continue
+            if value in first:
+                found.append(
+                    Problem(
+                        ("integrations", index, label),
+                        f"must be unique: integrations[{first[value]}] has {value!r} too",
+                    )
+                )
+            else:
+                first[value] = index
+    return found
+
+
 def read_config_file(path: str) -> Located:
-    """Load and validate a YAML configuration file."""
+    """Load and validate a YAML configuration file; every problem is reported at once."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -262,8 +298,39 @@ def read_config_file(path: str) -> Located:
     doc = load_one(text, path)
     if not isinstance(doc.value, dict):
         raise ConfigError(path, doc.start_line, "(top level)", "must be a mapping")
-    validate(doc, CONFIG_SCHEMA)
+    problems = schema_problems(doc.value, CONFIG_SCHEMA)
+    raise_problems(doc, [*problems, *_duplicates(doc.value.get("integrations"))])
     return doc
+
+
+def _with_default(
+    merged: dict[str, Any], declared: list[dict[str, Any]] | None, doc: Located | None
+) -> str:
+    """Keep or drop the built-in `default` beside a file's integrations; say which."""
+    keep = bool(merged["keep_default_integration"])
+    if declared is None:
+        if keep:
+            return "built-in"
+        merged["integrations"] = []
+        return "dropped"
+    if any(item.get("name") == DEFAULTS["integrations"][0]["name"] for item in declared):
+        return "declared"
+    if not keep:
+        return "dropped"
+    default = DEFAULTS["integrations"][0]
+    clashes = [
+        Problem(
+            ("integrations", index, "planfix_token"),
+            "must be unique: it is the default integration's planfix_token; set"
+            " keep_default_integration: false, or name this integration default to replace it",
+        )
+        for index, item in enumerate(declared)
+        if item.get("planfix_token") == default["planfix_token"]
+    ]
+    if doc is not None:
+        raise_problems(doc, clashes)
+    merged["integrations"] = [default, *declared]
+    return "kept"
 
 
 def load_settings(
@@ -276,8 +343,9 @@ def load_settings(
     env = os.environ if environ is None else environ
     merged: dict[str, Any] = dict(DEFAULTS)
     path = config_file or env.get(f"{ENV_PREFIX}CONFIG") or None
-    if path:
-        merged.update(read_config_file(path).value)
+    doc = read_config_file(path) if path else None
+    if doc is not None:
+        merged.update(doc.value)
     for name in _SCALARS:
         raw = env.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None:
@@ -286,11 +354,14 @@ def load_settings(
     if raw_hosts is not None:
         # Comma-separated, as the list settings of other servers' environments are.
         merged["allowed_hosts"] = [h.strip() for h in raw_hosts.split(",") if h.strip()]
+    default_integration = _with_default(
+        merged, doc.value.get("integrations") if doc is not None else None, doc
+    )
     if overrides:
         merged.update(overrides)
     validate(Located(merged, "settings"), CONFIG_SCHEMA)
     names = [i["name"] for i in merged["integrations"]]
-    tokens = [i["planfix_token"] for i in merged["integrations"]]
+    tokens = [i["planfix_token"] for i in merged["integrations"] if i.get("planfix_token")]
     for label, values in (("name", names), ("planfix_token", tokens)):
         if len(set(values)) != len(values):
             raise ConfigError(path or "settings", None, f"integrations.{label}", "must be unique")
@@ -311,5 +382,10 @@ def load_settings(
             Employee(0, e["email"], e["name"], e.get("last_name", ""), e.get("ico", ""))
             for e in merged["employees"]
         ),
-        integrations=tuple(integration_from_mapping(i) for i in merged["integrations"]),
+        # An empty token is generated when the store first takes the integration (then kept).
+        integrations=tuple(
+            integration_from_mapping({"planfix_token": "", "token": "", **i})
+            for i in merged["integrations"]
+        ),
+        default_integration=default_integration,
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, raise_all
 
 Path = tuple[str | int, ...]
 
@@ -90,15 +92,77 @@ def load_one(text: str, source: str) -> Located:
     return docs[0]
 
 
-def validate(doc: Located, schema: Mapping[str, Any]) -> None:
-    """Check `doc` against a JSON Schema; the first error names its line and field."""
-    validator = Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc.value), key=lambda e: (list(e.path), e.message))
-    if not errors:
-        return
-    error = errors[0]
-    # For oneOf/anyOf the most specific sub-error says what is really wrong.
+def suggestion(word: str, choices: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for a near miss among `choices`, else an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a document: where (a path), what, and which check found it."""
+
+    path: Path
+    message: str
+    check: str = ""
+
+    def error(self, doc: Located) -> ConfigError:
+        """The problem as `file:line: field: message`."""
+        return ConfigError(
+            doc.source, doc.line(self.path), dotted(self.path) or "(top level)", self.message
+        )
+
+
+def _unknown_keys(error: ValidationError) -> list[Problem]:
+    known = dict(error.schema.get("properties", {})) if isinstance(error.schema, dict) else {}
+    patterns = error.schema.get("patternProperties", {}) if isinstance(error.schema, dict) else {}
+    found = []
+    for key in error.instance:
+        if key in known or any(re.search(p, str(key)) for p in patterns):
+            continue
+        hint = suggestion(str(key), known) or f"; the keys are {', '.join(sorted(known))}"
+        found.append(Problem((*error.absolute_path, key), f"unknown key {key!r}{hint}", "unknown"))
+    return found
+
+
+def _specific(error: ValidationError) -> ValidationError:
+    # For oneOf/anyOf the deepest sub-error says what is really wrong; among equals, the branch
+    # whose type fits the value (a pattern it misses says more than "is not of type 'integer'").
     while error.context:
-        error = sorted(error.context, key=lambda e: -len(list(e.path)))[0]
-    path = list(error.absolute_path)  # context errors hold paths relative to their parent
-    raise ConfigError(doc.source, doc.line(path), dotted(path) or "(top level)", error.message)
+        error = sorted(
+            error.context, key=lambda e: (-len(list(e.absolute_path)), e.validator == "type")
+        )[0]
+    return error
+
+
+def _message(error: ValidationError) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "pattern" and "description" in schema:
+        return f"{error.instance!r} is not {schema['description']}"
+    if error.validator == "enum" and isinstance(error.instance, str):
+        return str(error.message) + suggestion(error.instance, [str(v) for v in schema["enum"]])
+    return str(error.message)
+
+
+def schema_problems(value: Any, schema: Mapping[str, Any]) -> list[Problem]:
+    """Every problem JSON Schema finds in `value`, each at its own path."""
+    found: list[Problem] = []
+    for error in Draft202012Validator(schema).iter_errors(value):
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            found.extend(_unknown_keys(error))
+            continue
+        specific = _specific(error)
+        path = tuple(specific.absolute_path)  # context errors hold paths relative to their parent
+        found.append(Problem(path, _message(specific), str(error.validator)))
+    return found
+
+
+def raise_problems(doc: Located, problems: Iterable[Problem]) -> None:
+    """Raise every problem at once, sorted by line (ConfigErrors), or return when there is none."""
+    errors = {(e.line, e.field, e.reason): e for e in (p.error(doc) for p in problems)}
+    raise_all([errors[key] for key in sorted(errors, key=lambda k: (k[0] or 0, k[1], k[2]))])
+
+
+def validate(doc: Located, schema: Mapping[str, Any]) -> None:
+    """Check `doc` against a JSON Schema; every error names its line and field."""
+    raise_problems(doc, schema_problems(doc.value, schema))

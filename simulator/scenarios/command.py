@@ -13,6 +13,7 @@ from typing import Any
 from simulator.errors import ConfigError
 from simulator.scenarios.loader import Scenario, load_file, scenario_files
 from simulator.scenarios.report import (
+    count,
     junit_xml,
     print_result,
     scenario_header,
@@ -69,7 +70,7 @@ def print_schema(args: argparse.Namespace) -> int:
 
 
 def load_all(paths: Sequence[str]) -> tuple[list[Scenario], list[ConfigError]]:
-    """Every scenario of every file, and every file's first error."""
+    """Every scenario of every file, and every file's errors (each may hold several problems)."""
     scenarios: list[Scenario] = []
     invalid: list[ConfigError] = []
     files = scenario_files(paths)
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     # The in-process server's access log would bury the step lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     scenarios, invalid = load_all(args.paths)
-    for problem in invalid:
+    for problem in (one for error in invalid for one in error.problems):
         print(f"invalid: {problem}", file=sys.stderr)
     if invalid:
         if args.junit:
@@ -129,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if not r.ok]
     print(
         f"\n{len(results) - len(failed)} passed, {len(failed)} failed;"
-        f" {steps} steps in {seconds:.2f} s ({steps / seconds if seconds else 0:.0f} steps/s)"
+        f" {count(steps, 'step')} in {seconds:.2f} s"
+        f" ({steps / seconds if seconds else 0:.0f} steps/s)"
     )
     for result in failed:
         print(f"FAILED {result.scenario.where} {result.scenario.name}")

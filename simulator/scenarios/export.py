@@ -102,6 +102,10 @@ class _Export:
 def _loosen(value: Any, key: str = "") -> Any:
     """The recorded answer with assigned numbers (and JSON-in-a-string) turned into matchers."""
     if isinstance(value, dict):
+        if any(str(k).startswith("$") for k in value):
+            # `$` keys are matcher operators in a scenario: such an object cannot be written
+            # literally, so the replay checks only that an object is there.
+            return {"$type": "object"}
         return {k: _loosen(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [_loosen(v) for v in value]

@@ -9,13 +9,25 @@ from typing import Any
 
 import yaml
 
-from simulator.config.yaml_source import Located, load_documents, validate
+from simulator.config.yaml_source import (
+    Located,
+    Problem,
+    load_documents,
+    raise_problems,
+    schema_problems,
+    suggestion,
+)
 from simulator.errors import ConfigError
+from simulator.scenarios.matchers import OPERATORS
 from simulator.scenarios.schema import STEP_KINDS, scenario_schema
 from simulator.scenarios.templating import LITERAL_TAG, Literal
 
 SUFFIXES = (".yaml", ".yml")
 STEP_OPTIONS = ("name", "expect", "save", "retry")
+# Step keys that, indented under the step's kind, would silently become part of its body.
+MISPLACEABLE = ("expect", "save", "retry")
+# Schema checks that only say "none of the alternatives fit" (or name an extra key) above a path.
+SUMMARY_CHECKS = ("oneOf", "anyOf", "unknown", "additionalProperties")
 
 
 class ScenarioLoader(yaml.SafeLoader):
@@ -104,40 +116,99 @@ class Scenario:
         return f"{self.source}:{self.line}"
 
 
-def _check_step_kinds(doc: Located) -> None:
+def _step_kind_problems(doc: Located) -> list[Problem]:
     # The schema alone would report an unknown step as "not valid under any schema"; say it plainly.
     steps = doc.value.get("steps") if isinstance(doc.value, dict) else None
     if not isinstance(steps, list):
-        return
+        return []
+    found: list[Problem] = []
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
             continue
         kinds = [k for k in step if k in STEP_KINDS]
         extra = [k for k in step if k not in (*STEP_KINDS, *STEP_OPTIONS)]
         path: tuple[str | int, ...] = ("steps", index)
-        if extra:
-            raise ConfigError(
-                doc.source,
-                doc.line((*path, extra[0])),
-                f"steps[{index}].{extra[0]}",
-                f"unknown step key {extra[0]!r}; a step is one of: {', '.join(STEP_KINDS)}",
+        for key in extra:
+            hint = suggestion(str(key), (*STEP_KINDS, *STEP_OPTIONS))
+            found.append(
+                Problem(
+                    (*path, key),
+                    f"unknown step key {key!r}"
+                    + (hint or f"; a step is one of: {', '.join(STEP_KINDS)}"),
+                )
             )
-        if len(kinds) != 1:
+        if len(kinds) != 1 and not extra:
             reason = "no step kind" if not kinds else f"several step kinds ({', '.join(kinds)})"
-            raise ConfigError(
-                doc.source,
-                doc.line(path),
-                f"steps[{index}]",
-                f"{reason}; a step has exactly one of: {', '.join(STEP_KINDS)}",
+            found.append(
+                Problem(path, f"{reason}; a step has exactly one of: {', '.join(STEP_KINDS)}")
             )
+        for kind in kinds:
+            body = step[kind]
+            # `expect:` indented one level too far lands in the step's body (a form field of send).
+            for key in (k for k in MISPLACEABLE if isinstance(body, dict) and k in body):
+                found.append(
+                    Problem(
+                        (*path, kind, key),
+                        f"{key!r} belongs to the step, not to {kind!r};"
+                        f" did you mean to indent it as far as {kind!r}?",
+                    )
+                )
+        if isinstance(step.get("expect"), dict):
+            found.extend(_operator_problems(step["expect"], (*path, "expect")))
+    return found
+
+
+def _operator_problems(value: Any, path: tuple[str | int, ...]) -> list[Problem]:
+    """Matchers anywhere in an expectation: known operators, alone in their mapping, right args."""
+    found: list[Problem] = []
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_operator_problems(item, (*path, index)))
+        return found
+    if not isinstance(value, dict):
+        return found
+    operators = [k for k in value if isinstance(k, str) and k.startswith("$")]
+    for key in operators:
+        if key not in OPERATORS:
+            hint = (
+                suggestion(key, OPERATORS) or f"; the operators are {', '.join(sorted(OPERATORS))}"
+            )
+            found.append(Problem((*path, key), f"unknown operator {key!r}{hint}"))
+    if operators and len(value) > 1:
+        others = ", ".join(repr(k) for k in value if k not in operators[:1])
+        found.append(
+            Problem(path, f"a matcher has exactly one key, the operator; found also {others}")
+        )
+    elif len(operators) == 1 and operators[0] in OPERATORS:
+        key = operators[0]
+        for problem in schema_problems(value[key], OPERATORS[key].schema):
+            found.append(Problem((*path, key, *problem.path), problem.message))
+        if key == "$one_of" and isinstance(value[key], list):
+            found.extend(_operator_problems(value[key], (*path, key)))
+        return found
+    if not operators:
+        for key, item in value.items():
+            found.extend(_operator_problems(item, (*path, key)))
+    return found
+
+
+def _covered(problem: Problem, mine: list[Problem]) -> bool:
+    """Whether a schema problem only restates one the loader explained better."""
+    for own in mine:
+        if problem.path[: len(own.path)] == own.path:
+            return True  # at or under the loader's problem
+        if own.path[: len(problem.path)] == problem.path and problem.check in SUMMARY_CHECKS:
+            return True  # a "not valid under any schema" above it
+    return False
 
 
 def check_document(doc: Located, document: int = 0) -> Scenario:
     """Validate one YAML document into a `Scenario`; ConfigError names file:line and field."""
     if not isinstance(doc.value, dict):
         raise ConfigError(doc.source, doc.start_line, "(top level)", "a scenario is a mapping")
-    _check_step_kinds(doc)
-    validate(doc, scenario_schema())
+    mine = _step_kind_problems(doc)
+    theirs = [p for p in schema_problems(doc.value, scenario_schema()) if not _covered(p, mine)]
+    raise_problems(doc, [*mine, *theirs])
     value: dict[str, Any] = doc.value
     steps = []
     for index, raw in enumerate(value["steps"]):

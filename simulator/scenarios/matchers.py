@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-MATCHER_KEYS = frozenset({"$any", "$regex", "$type", "$one_of"})
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -31,6 +30,57 @@ class Mismatch:
 
     def __str__(self) -> str:
         return f"{self.path or '(whole)'}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A matcher operator: the JSON Schema of its argument and how it tests a value."""
+
+    schema: dict[str, Any]
+    test: Callable[[Any, Any], str | None]  # (argument, actual) → why it does not match, or None
+
+
+def _any(arg: Any, actual: Any) -> str | None:
+    return None
+
+
+def _regex(arg: Any, actual: Any) -> str | None:
+    ok = re.search(str(arg), _as_text(actual)) is not None
+    return None if ok else f"{actual!r} !~ /{arg}/"
+
+
+def _type(arg: Any, actual: Any) -> str | None:
+    return None if _type_ok(str(arg), actual) else f"{actual!r} is not {arg}"
+
+
+def _one_of(arg: Any, actual: Any) -> str | None:
+    options = list(arg)
+    if any(not compare(option, actual) for option in options):
+        return None
+    return f"{actual!r} is none of {options!r}"
+
+
+# The one list of operators: the scenario schema and the loader's checks read it too.
+OPERATORS: dict[str, Operator] = {
+    "$any": Operator({"const": True, "description": "any value (the key must be present)"}, _any),
+    "$regex": Operator(
+        {
+            "type": "string",
+            "description": "the value, as text, matches this regular expression (search)",
+        },
+        _regex,
+    ),
+    "$type": Operator({"enum": list(_TYPES)}, _type),
+    "$one_of": Operator(
+        {
+            "type": "array",
+            "minItems": 1,
+            "description": "equal to one of these (each may be a matcher)",
+        },
+        _one_of,
+    ),
+}
+MATCHER_KEYS = frozenset(OPERATORS)
 
 
 def is_matcher(value: Any) -> bool:
@@ -62,18 +112,8 @@ def compare(expected: Any, actual: Any, path: str = "") -> list[Mismatch]:
         key, arg = next(iter(expected.items()))
         if actual is MISSING:
             return [Mismatch(path, expected, None, "missing")]
-        if key == "$any":
-            return []
-        if key == "$regex":
-            ok = re.search(str(arg), _as_text(actual)) is not None
-            return [] if ok else [Mismatch(path, expected, actual, f"{actual!r} !~ /{arg}/")]
-        if key == "$type":
-            ok = _type_ok(str(arg), actual)
-            return [] if ok else [Mismatch(path, expected, actual, f"{actual!r} is not {arg}")]
-        options = list(arg)
-        if any(not compare(option, actual, path) for option in options):
-            return []
-        return [Mismatch(path, expected, actual, f"{actual!r} is none of {options!r}")]
+        reason = OPERATORS[key].test(arg, actual)
+        return [] if reason is None else [Mismatch(path, expected, actual, reason)]
     if actual is MISSING:
         return [Mismatch(path, expected, None, "missing")]
     if isinstance(expected, Mapping):

@@ -13,6 +13,8 @@ from simulator.scenarios.loader import Scenario
 from simulator.scenarios.results import ScenarioResult, StepResult
 
 MAX_SHOWN = 2000
+LINE_WIDTH = 80
+_DECODER = json.JSONDecoder()
 
 
 def _json(value: Any) -> str:
@@ -23,11 +25,85 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"… ({len(text)} chars)"
 
 
+def count(number: int, noun: str) -> str:
+    """`1 step`, `2 steps`: a number with its noun in the right form."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _split_json(line: str) -> list[tuple[bool, Any]]:
+    """`line` as plain-text pieces and the JSON objects and lists embedded in it."""
+    parts: list[tuple[bool, Any]] = []
+    start = position = 0
+    while position < len(line):
+        if line[position] in "{[":
+            try:
+                value, end = _DECODER.raw_decode(line, position)
+            except ValueError:
+                position += 1
+                continue
+            if position > start:
+                parts.append((False, line[start:position]))
+            parts.append((True, value))
+            start = position = end
+        else:
+            position += 1
+    if start < len(line):
+        parts.append((False, line[start:]))
+    return parts
+
+
+def _short_json(value: Any, budget: int) -> str:
+    """`value` as JSON in at most about `budget` characters: whole members, then `…`."""
+    full = json.dumps(value, ensure_ascii=False)
+    if len(full) <= budget or not isinstance(value, dict | list):
+        return full
+    if isinstance(value, dict):
+        members = [f"{json.dumps(k, ensure_ascii=False)}: {_dumps(v)}" for k, v in value.items()]
+        opening, closing = "{", "}"
+    else:
+        members = [_dumps(v) for v in value]
+        opening, closing = "[", "]"
+    kept: list[str] = []
+    for member in members:
+        if len(opening + ", ".join([*kept, member]) + ", …" + closing) > budget:
+            break
+        kept.append(member)
+    return opening + "".join(f"{m}, " for m in kept) + "…" + closing
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def clip_line(text: str, width: int = LINE_WIDTH) -> str:
+    """The first line of `text` in about `width` characters, cut only between whole values."""
+    line = text.splitlines()[0] if text else ""
+    if len(line) <= width:
+        return line
+    parts = _split_json(line)
+    plain = sum(len(piece) for is_json, piece in parts if not is_json)
+    values = sum(1 for is_json, _ in parts if is_json)
+    # What was matched (the JSON) matters more than the plain words around it.
+    budget = max(width // 2, (width - plain) // values) if values else 0
+    out = ""
+    for is_json, piece in parts:
+        text_piece = _short_json(piece, budget) if is_json else piece
+        if len(out) + len(text_piece) <= width:
+            out += text_piece
+            continue
+        if not is_json:
+            # Cut plain text at a word, never inside a JSON value.
+            room = piece[: max(0, width - len(out))]
+            out += room[: room.rfind(" ") + 1] if " " in room else ""
+        return out + "…"
+    return out
+
+
 def step_line(result: StepResult) -> str:
     """One line per step: mark, index, title, answer, time."""
     mark = "ok  " if result.ok else "FAIL"
     step = result.step
-    outcome = result.summary or (result.error.splitlines()[0][:80] if result.error else "")
+    outcome = result.summary or clip_line(result.error)
     title = result.title or step.title
     return f"  {mark} {step.index + 1:>2}. {title}  → {outcome}  ({result.duration_ms:.0f} ms)"
 
@@ -79,7 +155,9 @@ def failure_text(result: ScenarioResult) -> str:
 def print_result(result: ScenarioResult, out: TextIO) -> None:
     """The closing line of a scenario, and the failure block when it failed."""
     if result.ok:
-        print(f"  passed ({len(result.steps)} steps, {result.duration_ms:.0f} ms)", file=out)
+        print(
+            f"  passed ({count(len(result.steps), 'step')}, {result.duration_ms:.0f} ms)", file=out
+        )
     else:
         print(failure_text(result), file=out)
 

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from simulator import __version__
-from simulator.config.settings import load_settings
+from simulator.config.settings import Settings, load_settings
 from simulator.errors import ConfigError, StorageUnavailable
 from simulator.serving.limits import READ_TIMEOUT_SECONDS
 from simulator.store import CannotOpen, SchemaTooNew, Store
@@ -139,7 +139,8 @@ def serve(options: ServeOptions) -> int:
         # Checked here: a name the workers would refuse must stop the start, not each worker.
         load_settings({"allowed_hosts": served_names}, environ={})
     except ConfigError as exc:
-        print(f"planfix-sim: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"planfix-sim: {problem}", file=sys.stderr)
         return 2
     try:
         sock = bind(options.host, options.port)
@@ -184,7 +185,13 @@ def serve(options: ServeOptions) -> int:
 
         def ready() -> None:
             started.append(True)
-            _banner(options, base_url, env["SIMULATOR_DB"], temporary=temp_dir is not None)
+            _banner(
+                options,
+                base_url,
+                env["SIMULATOR_DB"],
+                temporary=temp_dir is not None,
+                settings=settings,
+            )
 
         return _run(options, sock, ready)
     finally:
@@ -219,7 +226,22 @@ def _prepare_store(path: str, settings: Any) -> None:
         store.close()
 
 
-def _banner(options: ServeOptions, base: str, db_path: str, *, temporary: bool) -> None:
+DEFAULT_INTEGRATION_LINES = {
+    "kept": "  default integration: kept beside the configuration's"
+    " (keep_default_integration: true)",
+    "dropped": "  default integration: dropped (keep_default_integration: false)",
+    "declared": "  default integration: declared in the configuration",
+}
+
+
+def _banner(
+    options: ServeOptions,
+    base: str,
+    db_path: str,
+    *,
+    temporary: bool,
+    settings: Settings | None = None,
+) -> None:
     from simulator.planfix.chat_api import API_PATHS
 
     print(f"planfix-simulator {__version__} serving on {base}")
@@ -229,13 +251,26 @@ def _banner(options: ServeOptions, base: str, db_path: str, *, temporary: bool) 
     if not options.bare:
         store = Store(db_path)
         try:
+            generated = {
+                i.name
+                for i in (settings.integrations if settings else ())
+                if not i.planfix_token or not i.token
+            }
             for item in store.integrations():
                 print(
                     f"  integration {item.name!r}: planfix_token={item.planfix_token} "
                     f"token={item.token}"
+                    # Shown in full on purpose: nothing else prints a token the user did not choose.
+                    + (
+                        "  (generated; printed only here, at start-up)"
+                        if item.name in generated
+                        else ""
+                    )
                 )
         finally:
             store.close()
+        if settings is not None and settings.default_integration in DEFAULT_INTEGRATION_LINES:
+            print(DEFAULT_INTEGRATION_LINES[settings.default_integration])
     print(f"  database: {db_path}" + (" (temporary)" if temporary else ""))
     print(f"  server: {options.server}, {options.workers} worker(s) x {options.threads} threads")
     names = os.environ.get("SIMULATOR_ALLOWED_HOSTS", "")

@@ -14,6 +14,7 @@ from simulator.contract import (
     Integration,
     Options,
     Retry,
+    new_token,
 )
 from simulator.errors import BadRequest, NotFound, StorageUnavailable
 from simulator.store.db import (
@@ -116,7 +117,8 @@ class Integrations(Database):
         """Apply a configured integration at start, unless its declaration is the one applied last.
 
         What a user changed since (control API, sandbox) survives a restart; a declaration that
-        changed in the configuration is applied again, over the stored settings.
+        changed in the configuration is applied again, over the stored settings. An empty token
+        is generated (or the stored one kept).
         """
         # The declaration as applied, kept to tell an edited configuration from a restart.
         declared = json.dumps(asdict(replace(item, id=0)), sort_keys=True)
@@ -126,6 +128,14 @@ class Integrations(Database):
             if row is not None and row[0] == declared:
                 return  # unchanged: the stored state wins, even a rename or a deletion
             existing = self.integration_by_name(item.name)
+            # A token the configuration leaves out is generated once, then kept: the declaration
+            # (with the empty token) stays the same across restarts and workers.
+            item = replace(
+                item,
+                planfix_token=item.planfix_token
+                or (existing.planfix_token if existing else new_token()),
+                token=item.token or (existing.token if existing else new_token()),
+            )
             if existing is None:
                 self.add_integration(item)
             else:
