@@ -104,7 +104,9 @@ def test_the_configuration_example_loads(tmp_path: Path) -> None:
     settings = load_settings(config_file=str(path), environ={})
     example = yaml.safe_load(block)
     assert settings.account == example["account"]
-    assert [i.name for i in settings.integrations] == [i["name"] for i in example["integrations"]]
+    declared = [i["name"] for i in example["integrations"]]
+    kept = ["default"] if example["keep_default_integration"] else []
+    assert [i.name for i in settings.integrations] == kept + declared
 
 
 @pytest.mark.parametrize("ci", ["github", "gitlab"])
