@@ -8,6 +8,7 @@ hold one object and a transaction spans aggregates. Nothing outside this package
 
 from __future__ import annotations
 
+from simulator.errors import Conflict, NotFound
 from simulator.store.conversations import Conversations, TaskHead
 from simulator.store.db import Database, now_iso
 from simulator.store.deliveries import AttemptResult, Claim, Deliveries
@@ -15,7 +16,7 @@ from simulator.store.errors import CannotOpen, SchemaTooNew
 from simulator.store.fakechat import FakeChats
 from simulator.store.integrations import Integrations
 from simulator.store.journal import ExchangeRecord, Journal, JournalQuery
-from simulator.store.schema import JOURNAL_BYTES_COUNTER, SUM_JOURNAL_BYTES
+from simulator.store.schema import JOURNAL_BYTES_COUNTER, ROW_BYTES_SQL, SUM_JOURNAL_BYTES
 
 __all__ = [
     "AttemptResult",
@@ -29,6 +30,19 @@ __all__ = [
     "TaskHead",
     "now_iso",
 ]
+
+
+# Every table whose rows belong to one integration: what a reset forgets and a deletion takes.
+OWNED_TABLES = (
+    "contacts",
+    "chats",
+    "tasks",
+    "messages",
+    "deliveries",
+    "journal",
+    "inbox",
+    "fake_chats",
+)
 
 
 class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
@@ -49,18 +63,8 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
         A full reset also restarts numbering; resetting one integration does not, because other
         integrations share the account's sequences.
         """
-        tables = (
-            "contacts",
-            "chats",
-            "tasks",
-            "messages",
-            "deliveries",
-            "journal",
-            "inbox",
-            "fake_chats",
-        )
         with self._write() as db:
-            for table in tables:
+            for table in OWNED_TABLES:
                 if integration_id is None:
                     db.execute(f"DELETE FROM {table}")  # noqa: S608
                 else:
@@ -75,3 +79,39 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
             else:
                 db.execute("UPDATE integrations SET faults = '{}' WHERE id = ?", (integration_id,))
             self._emit(db, "reset", integration_id)
+
+    def delete_integration(self, integration_id: int) -> None:
+        """Delete an integration and every row it owns (journal included), in one transaction.
+
+        Its journal entries go too: outputs mask the tokens of known integrations only, so kept
+        entries would show a deleted integration's tokens. The last integration stays (Conflict):
+        the sandbox and the chat API always have one to work with.
+        """
+        with self._write() as db:
+            row = db.execute(
+                "SELECT name, (SELECT COUNT(*) FROM integrations) FROM integrations WHERE id = ?",
+                (integration_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"integration {integration_id}")
+            name, count = row[0], int(row[1])
+            if count == 1:
+                raise Conflict(
+                    f"integration {name!r} is the last integration: create another one first"
+                )
+            for table in OWNED_TABLES:
+                if table != "journal":
+                    db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
+            # The journal's running size drops by what goes, without summing what stays.
+            freed = db.execute(
+                f"DELETE FROM journal WHERE integration_id = ? RETURNING {ROW_BYTES_SQL}",  # noqa: S608
+                (integration_id,),
+            ).fetchall()
+            db.execute(
+                "UPDATE counters SET value = value - ? WHERE name = ?",
+                (sum(int(r[0]) for r in freed), JOURNAL_BYTES_COUNTER),
+            )
+            db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
+            # Every page lists every integration: the event is for all streams (no integration).
+            self._emit(db, "integration.deleted", None, id=integration_id, name=name)
+            self._bump_integrations(db)

@@ -75,3 +75,23 @@ def update_integration(ref: str) -> Response:
     data = json_body()
     saved = runtime().store.save_integration(integration_from_mapping(data, found))
     return jsonify(integration_as_dict(saved))
+
+
+@bp.delete("/integrations/<ref>")
+@declare(
+    "Delete an integration with its chats, tasks, messages, deliveries and journal",
+    None,
+    status=204,
+    path=(REF,),
+    errors=(404, 409),
+    description="Everything the integration owns goes in one transaction: contacts, chats,"
+    " tasks, messages, deliveries, the fake chat's inbox and chats, and its journal entries"
+    " (kept entries would show its tokens unmasked). Other integrations keep theirs. Any"
+    " integration may go, `default` too, but not the last one (409).",
+)
+def delete_integration(ref: str) -> tuple[str, int]:
+    """Delete an integration and everything it owns; 409 for the last one."""
+    found = resolve_integration(ref)
+    assert found is not None  # noqa: S101 - a route segment is never empty
+    runtime().store.delete_integration(found.id)
+    return "", 204
