@@ -16,7 +16,7 @@ from simulator.store.errors import CannotOpen, SchemaTooNew
 from simulator.store.fakechat import FakeChats
 from simulator.store.integrations import Integrations
 from simulator.store.journal import ExchangeRecord, Journal, JournalQuery
-from simulator.store.schema import JOURNAL_BYTES_COUNTER, ROW_BYTES_SQL, SUM_JOURNAL_BYTES
+from simulator.store.schema import JOURNAL_BYTES_COUNTER, SUM_JOURNAL_BYTES
 
 __all__ = [
     "AttemptResult",
@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 
-# Every table whose rows belong to one integration: what a reset forgets and a deletion takes.
+# Every table whose rows belong to one integration: what a reset forgets (a deletion: all but
+# the journal).
 OWNED_TABLES = (
     "contacts",
     "chats",
@@ -81,11 +82,12 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
             self._emit(db, "reset", integration_id)
 
     def delete_integration(self, integration_id: int) -> None:
-        """Delete an integration and every row it owns (journal included), in one transaction.
+        """Delete an integration and the rows it owns, in one transaction; its journal stays.
 
-        Its journal entries go too: outputs mask the tokens of known integrations only, so kept
-        entries would show a deleted integration's tokens. The last integration stays (Conflict):
-        the sandbox and the chat API always have one to work with.
+        Its contacts, chats, tasks, messages, deliveries and fake-chat state go. Its journal
+        entries are history and stay, marked with its id (never given to another integration),
+        until the journal's own bounds drop them; its tokens no longer open anything. The last
+        integration stays (Conflict): the sandbox and the chat API always have one.
         """
         with self._write() as db:
             row = db.execute(
@@ -102,15 +104,6 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
             for table in OWNED_TABLES:
                 if table != "journal":
                     db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
-            # The journal's running size drops by what goes, without summing what stays.
-            freed = db.execute(
-                f"DELETE FROM journal WHERE integration_id = ? RETURNING {ROW_BYTES_SQL}",  # noqa: S608
-                (integration_id,),
-            ).fetchall()
-            db.execute(
-                "UPDATE counters SET value = value - ? WHERE name = ?",
-                (sum(int(r[0]) for r in freed), JOURNAL_BYTES_COUNTER),
-            )
             db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
             # Every page lists every integration: the event is for all streams (no integration).
             self._emit(db, "integration.deleted", None, id=integration_id, name=name)

@@ -1,7 +1,8 @@
 """Deleting an integration (`DELETE /api/v1/integrations/<ref>`), over real HTTP and the client.
 
-What goes with it: its contacts, chats, tasks, messages, deliveries, fake-chat inbox and journal
-entries, in one transaction; other integrations keep all of theirs. The last integration stays.
+What goes with it, in one transaction: its contacts, chats, tasks, messages, deliveries and the
+fake chat's inbox and chats; its journal entries stay as history. Other integrations keep all of
+theirs. The last integration stays.
 """
 
 from __future__ import annotations
@@ -89,18 +90,21 @@ def test_the_client_deletes_by_id_or_by_name(control: ControlClient) -> None:
     assert not left & {by_id["id"], by_name["id"]}
 
 
-def test_deleting_takes_its_chats_tasks_deliveries_inbox_and_journal_and_spares_the_others(
+def test_deleting_takes_its_chats_tasks_deliveries_and_inbox_keeps_its_journal_and_the_others(
     served: Served, control: ControlClient
 ) -> None:
     doomed, kept = _new(control), _new(control, "kept")
     _chat(served, doomed, "c-doomed")
     _chat(served, kept, "c-kept")
-    assert all(_owned(control, doomed["id"]).values())
-    kept_before = _owned(control, kept["id"])
+    doomed_before, kept_before = _owned(control, doomed["id"]), _owned(control, kept["id"])
+    assert all(doomed_before.values())
 
     control.delete_integration(doomed["id"])
 
-    assert _owned(control, doomed["id"]) == dict.fromkeys(kept_before, 0)
+    assert _owned(control, doomed["id"]) == {
+        **dict.fromkeys(doomed_before, 0),
+        "journal": doomed_before["journal"],  # history: kept, marked with the id
+    }
     assert _owned(control, kept["id"]) == kept_before
 
 

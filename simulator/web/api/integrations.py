@@ -79,18 +79,18 @@ def update_integration(ref: str) -> Response:
 
 @bp.delete("/integrations/<ref>")
 @declare(
-    "Delete an integration with its chats, tasks, messages, deliveries and journal",
+    "Delete an integration with its contacts, chats, tasks, messages and deliveries",
     None,
     status=204,
     path=(REF,),
     errors=(404, 409),
-    description="Everything the integration owns goes in one transaction: contacts, chats,"
-    " tasks, messages, deliveries, the fake chat's inbox and chats, and its journal entries"
-    " (kept entries would show its tokens unmasked). Other integrations keep theirs. Any"
-    " integration may go, `default` too, but not the last one (409).",
+    description="In one transaction: its contacts, chats, tasks, messages, deliveries and the"
+    " fake chat's inbox and chats go. Its journal entries stay as history (their"
+    " `integration_id` is never given to another integration) until the journal's bounds drop"
+    " them. Any integration may go, `default` too, but not the last one (409).",
 )
 def delete_integration(ref: str) -> tuple[str, int]:
-    """Delete an integration and everything it owns; 409 for the last one."""
+    """Delete an integration and what it owns (its journal stays); 409 for the last one."""
     found = resolve_integration(ref)
     assert found is not None  # noqa: S101 - a route segment is never empty
     runtime().store.delete_integration(found.id)
