@@ -1,4 +1,9 @@
-"""Running scenarios: one fresh integration each, steps in order, stop at the first failure."""
+"""Running scenarios: one fresh integration each, steps in order, stop at the first failure.
+
+The fresh integration is deleted when its scenario ends, unless the runner keeps it (`--keep`).
+A scenario may instead reuse the existing integration that holds its planfix_token
+(`integration: {reuse: true, planfix_token: …}`); the runner never deletes one it did not create.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +65,8 @@ class _State:
     variables: dict[str, Any]
     mark: int
     exchanges: list[Exchange] = field(default_factory=list)
+    created: bool = True  # False: reused; never deleted or renamed
+    touches_faults: bool = False
 
 
 def _scalar(value: Any) -> str:
@@ -105,8 +112,10 @@ class Runner:
         on_step: Callable[[Scenario, StepResult], None] | None = None,
         environ: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        keep: bool = False,
     ) -> None:
         self.targets = targets
+        self.keep = keep
         self.on_step = on_step
         self.environ = dict(os.environ if environ is None else environ)
         self.timeout = timeout
@@ -153,14 +162,25 @@ class Runner:
             variables[name] = self.renderer.value(raw, variables)
         settings = self.renderer.value(dict(scenario.integration), variables)
         faults = settings.pop("faults", None)
-        slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
-        settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
-        if self.targets.integration_url:
-            settings["url"] = self.targets.integration_url
+        reuse = settings.pop("reuse", False)
+        touches_faults = bool(faults) or any(s.kind == "faults" for s in scenario.steps)
         control = self._control(None)
-        created = dict(control.create_integration(**settings))
+        if reuse:
+            created = self._reused(control, str(settings["planfix_token"]), touches_faults)
+        else:
+            slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
+            settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
+            if self.targets.integration_url:
+                settings["url"] = self.targets.integration_url
+            created = self._create(control, settings)
         if faults:
-            control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+            try:
+                control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+            except ControlError:
+                if not reuse and not self.keep:
+                    with contextlib.suppress(ControlError):
+                        control.delete_integration(created["id"])
+                raise
         token = created["planfix_token"]
         if not self.targets.planfix_is_simulator:
             token = self.targets.planfix_token or self.environ.get("PLANFIX_SIM_PLANFIX_TOKEN", "")
@@ -170,14 +190,60 @@ class Runner:
             planfix_token=token,
             token=created["token"],
         )
-        return _State(scenario, created, variables, self._last_journal_id(None))
+        state = _State(scenario, created, variables, self._last_journal_id(None))
+        state.created, state.touches_faults = not reuse, touches_faults
+        return state
+
+    def _create(self, control: ControlClient, settings: dict[str, Any]) -> dict[str, Any]:
+        """The scenario's fresh integration; a taken planfix_token fails saying what to do."""
+        try:
+            return dict(control.create_integration(**settings))
+        except ControlError as exc:
+            owner = None
+            if exc.answer.status == 400 and "planfix_token" in settings:
+                owner = _holding(control, str(settings["planfix_token"]))
+            if owner is None:
+                raise
+            raise StepError(
+                f"planfix_token is the token of integration {owner['name']!r} (id {owner['id']}):"
+                " to run against it, add `reuse: true` under `integration:`;"
+                " or pick another planfix_token"
+            ) from exc
+
+    def _reused(self, control: ControlClient, token: str, touches_faults: bool) -> dict[str, Any]:
+        """The existing integration holding `token`, which the scenario runs against as it is."""
+        found = _holding(control, token)
+        if found is None:
+            raise StepError(
+                "reuse: no integration has this planfix_token; leave out `reuse` to create one"
+            )
+        if self.targets.integration_url and self.targets.integration_url != found["url"]:
+            raise StepError(
+                f"reuse: integration {found['name']!r} keeps its own URL, so --integration-url"
+                " cannot apply; leave out one of them"
+            )
+        if touches_faults:
+            planned = control.faults(found["id"])
+            if planned.get("planfix") or planned.get("fake_chat"):
+                # Clearing them when the scenario ends would lose them: refuse up front.
+                raise StepError(
+                    f"reuse: integration {found['name']!r} has faults planned and this scenario"
+                    " plans its own; clear them first"
+                )
+        return found
 
     def _teardown(self, state: _State) -> None:
-        if "planfix_token" in state.scenario.integration:
+        control = self._control(None)
+        integration_id = state.integration["id"]
+        if not state.created:
+            if state.touches_faults:
+                control.clear_faults(integration_id)  # it had none when the scenario began
+            return
+        if not self.keep:
+            control.delete_integration(integration_id)
+        elif "planfix_token" in state.scenario.integration:
             # A fixed token must be free for the next scenario that names it.
-            self._control(None).update_integration(
-                state.integration["id"], planfix_token=secrets.token_hex(16)
-            )
+            control.update_integration(integration_id, planfix_token=secrets.token_hex(16))
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         """Run one scenario; never raises for what happens on the wire."""
@@ -452,6 +518,25 @@ class Runner:
         else:
             data = self._control(state).call("PUT", path, body)
         return {"status": 200, "body": data, "text": json.dumps(data)}
+
+
+def _holding(control: ControlClient, planfix_token: str) -> dict[str, Any] | None:
+    """The integration whose planfix_token this is, or None (every page of the list read)."""
+    query: dict[str, Any] = {"limit": 1000}
+    for _ in range(10_000):  # bounded: each page moves the cursor on
+        answer = control.raw("GET", "/api/v1/integrations", query=query)
+        if answer.status != 200:
+            raise ControlError("GET", "/api/v1/integrations", answer)
+        items: list[dict[str, Any]] = answer.json_or_none() or []
+        for item in items:
+            if item.get("planfix_token") == planfix_token:
+                return item
+        link = next((v for k, v in answer.headers.items() if k.lower() == "link"), "")
+        found = re.search(r"[?&]cursor=(\d+)", link)
+        if found is None:
+            return None
+        query["cursor"] = found.group(1)
+    return None
 
 
 def _summary(response: dict[str, Any]) -> str:
