@@ -85,8 +85,8 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
         """Delete an integration and the rows it owns, in one transaction; its journal stays.
 
         Its contacts, chats, tasks, messages, deliveries and fake-chat state go. Its journal
-        entries are history and stay, marked with its id (never given to another integration),
-        until the journal's own bounds drop them; its tokens no longer open anything. The last
+        entries are history and stay, marked with its id (never given to another integration)
+        but no longer with their deliveries' ids, until the journal's own bounds drop them. The last
         integration stays (Conflict): the sandbox and the chat API always have one.
         """
         with self._write() as db:
@@ -104,6 +104,10 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
             for table in OWNED_TABLES:
                 if table != "journal":
                     db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
+            # Its deliveries are gone and their ids may be given again: unlink its entries.
+            db.execute(
+                "UPDATE journal SET delivery_id = NULL WHERE integration_id = ?", (integration_id,)
+            )
             db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
             # Every page lists every integration: the event is for all streams (no integration).
             self._emit(db, "integration.deleted", None, id=integration_id, name=name)

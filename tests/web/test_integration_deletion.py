@@ -108,6 +108,21 @@ def test_deleting_takes_its_chats_tasks_deliveries_and_inbox_keeps_its_journal_a
     assert _owned(control, kept["id"]) == kept_before
 
 
+def test_a_new_delivery_never_shows_the_journal_of_a_deleted_integrations_delivery(
+    served: Served, control: ControlClient
+) -> None:
+    doomed = _new(control)
+    _chat(served, doomed, "c-old")  # its delivery has the highest id
+    control.delete_integration(doomed["id"])
+    fresh = _new(control, "fresh")
+
+    _chat(served, fresh, "c-new")
+
+    [delivery] = control.deliveries(fresh["id"])
+    shown = [control.journal_entry(i)["integration_id"] for i in delivery["journal_ids"]]
+    assert shown == [fresh["id"]]
+
+
 def test_a_deleted_integrations_planfix_token_is_refused_by_every_worker(
     served: Served, control: ControlClient
 ) -> None:

@@ -86,8 +86,9 @@ def update_integration(ref: str) -> Response:
     errors=(404, 409),
     description="In one transaction: its contacts, chats, tasks, messages, deliveries and the"
     " fake chat's inbox and chats go. Its journal entries stay as history (their"
-    " `integration_id` is never given to another integration) until the journal's bounds drop"
-    " them. Any integration may go, `default` too, but not the last one (409).",
+    " `integration_id` is never given to another integration; their `delivery_id` is cleared)"
+    " until the journal's bounds drop them. Any integration may go, `default` too, but not the"
+    " last one (409).",
 )
 def delete_integration(ref: str) -> tuple[str, int]:
     """Delete an integration and what it owns (its journal stays); 409 for the last one."""
