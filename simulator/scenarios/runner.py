@@ -1,8 +1,7 @@
 """Running scenarios: one fresh integration each, steps in order, stop at the first failure.
 
-The fresh integration is deleted when its scenario ends, unless the runner keeps it (`--keep`).
-A scenario may instead reuse the existing integration that holds its planfix_token
-(`integration: {reuse: true, planfix_token: …}`); the runner never deletes one it did not create.
+The fresh integration is deleted when its scenario ends unless the runner keeps it (`--keep`),
+or the scenario reuses an existing one; `simulator.scenarios.integration` does both.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from urllib.parse import quote
 from simulator.clients import Answer, ControlClient, ControlError, WaitTimeout, encode_form, send
 from simulator.contract import attachment_pairs
 from simulator.scenarios.expectations import check_expectations
+from simulator.scenarios.integration import create, discard, reused, tidy
 from simulator.scenarios.loader import Scenario, Step
 from simulator.scenarios.recording import RecordingControl, refused
 from simulator.scenarios.results import Exchange, ScenarioResult, StepError, StepResult
@@ -166,20 +166,20 @@ class Runner:
         touches_faults = bool(faults) or any(s.kind == "faults" for s in scenario.steps)
         control = self._control(None)
         if reuse:
-            created = self._reused(control, str(settings["planfix_token"]), touches_faults)
+            token = str(settings["planfix_token"])
+            created = reused(control, token, self.targets.integration_url, touches_faults)
         else:
             slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
             settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
             if self.targets.integration_url:
                 settings["url"] = self.targets.integration_url
-            created = self._create(control, settings)
+            created = create(control, settings)
         if faults:
             try:
                 control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
             except ControlError:
                 if not reuse and not self.keep:
-                    with contextlib.suppress(ControlError):
-                        control.delete_integration(created["id"])
+                    discard(control, created["id"])
                 raise
         token = created["planfix_token"]
         if not self.targets.planfix_is_simulator:
@@ -194,56 +194,16 @@ class Runner:
         state.created, state.touches_faults = not reuse, touches_faults
         return state
 
-    def _create(self, control: ControlClient, settings: dict[str, Any]) -> dict[str, Any]:
-        """The scenario's fresh integration; a taken planfix_token fails saying what to do."""
-        try:
-            return dict(control.create_integration(**settings))
-        except ControlError as exc:
-            owner = None
-            if exc.answer.status == 400 and "planfix_token" in settings:
-                owner = _holding(control, str(settings["planfix_token"]))
-            if owner is None:
-                raise
-            raise StepError(
-                f"planfix_token is the token of integration {owner['name']!r} (id {owner['id']}):"
-                " to run against it, add `reuse: true` under `integration:`;"
-                " or pick another planfix_token"
-            ) from exc
-
-    def _reused(self, control: ControlClient, token: str, touches_faults: bool) -> dict[str, Any]:
-        """The existing integration holding `token`, which the scenario runs against as it is."""
-        found = _holding(control, token)
-        if found is None:
-            raise StepError(
-                "reuse: no integration has this planfix_token; leave out `reuse` to create one"
-            )
-        if self.targets.integration_url and self.targets.integration_url != found["url"]:
-            raise StepError(
-                f"reuse: integration {found['name']!r} keeps its own URL, so --integration-url"
-                " cannot apply; leave out one of them"
-            )
-        if touches_faults:
-            planned = control.faults(found["id"])
-            if planned.get("planfix") or planned.get("fake_chat"):
-                # Clearing them when the scenario ends would lose them: refuse up front.
-                raise StepError(
-                    f"reuse: integration {found['name']!r} has faults planned and this scenario"
-                    " plans its own; clear them first"
-                )
-        return found
-
     def _teardown(self, state: _State) -> None:
-        control = self._control(None)
-        integration_id = state.integration["id"]
-        if not state.created:
-            if state.touches_faults:
-                control.clear_faults(integration_id)  # it had none when the scenario began
-            return
-        if not self.keep:
-            control.delete_integration(integration_id)
-        elif "planfix_token" in state.scenario.integration:
-            # A fixed token must be free for the next scenario that names it.
-            control.update_integration(integration_id, planfix_token=secrets.token_hex(16))
+        fixed_token = "planfix_token" in state.scenario.integration
+        tidy(
+            self._control(None),
+            state.integration["id"],
+            created=state.created,
+            keep=self.keep,
+            fixed_token=fixed_token,
+            touched_faults=state.touches_faults,
+        )
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         """Run one scenario; never raises for what happens on the wire."""
@@ -518,25 +478,6 @@ class Runner:
         else:
             data = self._control(state).call("PUT", path, body)
         return {"status": 200, "body": data, "text": json.dumps(data)}
-
-
-def _holding(control: ControlClient, planfix_token: str) -> dict[str, Any] | None:
-    """The integration whose planfix_token this is, or None (every page of the list read)."""
-    query: dict[str, Any] = {"limit": 1000}
-    for _ in range(10_000):  # bounded: each page moves the cursor on
-        answer = control.raw("GET", "/api/v1/integrations", query=query)
-        if answer.status != 200:
-            raise ControlError("GET", "/api/v1/integrations", answer)
-        items: list[dict[str, Any]] = answer.json_or_none() or []
-        for item in items:
-            if item.get("planfix_token") == planfix_token:
-                return item
-        link = next((v for k, v in answer.headers.items() if k.lower() == "link"), "")
-        found = re.search(r"[?&]cursor=(\d+)", link)
-        if found is None:
-            return None
-        query["cursor"] = found.group(1)
-    return None
 
 
 def _summary(response: dict[str, Any]) -> str:
