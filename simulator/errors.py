@@ -86,6 +86,13 @@ class BadRequest(SimulatorError):
         return {"error": self.wire_text, "detail": self.detail}
 
 
+class Conflict(BadRequest):
+    """409 from the control API: the request is valid but the state forbids it now."""
+
+    status = 409
+    wire_text = "Conflict"
+
+
 class Unauthorized(SimulatorError):
     """401 from the control API when an admin token is set and not given."""
 

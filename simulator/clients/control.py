@@ -209,6 +209,10 @@ class ControlClient:
         path = f"/api/v1/integrations/{_seg(ref)}"
         return cast(IntegrationJson, self.call("PATCH", path, settings))
 
+    def delete_integration(self, ref: int | str) -> None:
+        """Delete an integration with its chats, tasks, messages, deliveries and journal."""
+        self.call("DELETE", f"/api/v1/integrations/{_seg(ref)}")
+
     def employees(self) -> list[EmployeeJson]:
         """Employees who can reply."""
         return cast(list[EmployeeJson], self.call("GET", "/api/v1/employees"))

@@ -60,6 +60,11 @@ def add_subcommands(sub: Any) -> None:
     p_run.add_argument("paths", nargs="+", metavar="PATH", help="scenario files or folders")
     add_target_options(p_run.add_argument)
     p_run.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
+    p_run.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each scenario's integration (default: deleted when the scenario ends)",
+    )
     p_run.set_defaults(func=run)
 
 
@@ -113,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     def show(scenario: Scenario, result: StepResult) -> None:
         print(step_line(result), flush=True)
 
-    runner = Runner(targets, on_step=show)
+    runner = Runner(targets, on_step=show, keep=args.keep)
     results: list[ScenarioResult] = []
     started = time.perf_counter()
     try:

@@ -1,4 +1,8 @@
-"""Running scenarios: one fresh integration each, steps in order, stop at the first failure."""
+"""Running scenarios: one fresh integration each, steps in order, stop at the first failure.
+
+The fresh integration is deleted when its scenario ends unless the runner keeps it (`--keep`),
+or the scenario reuses an existing one; `simulator.scenarios.integration` does both.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from urllib.parse import quote
 from simulator.clients import Answer, ControlClient, ControlError, WaitTimeout, encode_form, send
 from simulator.contract import attachment_pairs
 from simulator.scenarios.expectations import check_expectations
+from simulator.scenarios.integration import create, discard, reused, tidy
 from simulator.scenarios.loader import Scenario, Step
 from simulator.scenarios.recording import RecordingControl, refused
 from simulator.scenarios.results import Exchange, ScenarioResult, StepError, StepResult
@@ -60,6 +65,8 @@ class _State:
     variables: dict[str, Any]
     mark: int
     exchanges: list[Exchange] = field(default_factory=list)
+    created: bool = True  # False: reused; never deleted or renamed
+    touches_faults: bool = False
 
 
 def _scalar(value: Any) -> str:
@@ -105,8 +112,10 @@ class Runner:
         on_step: Callable[[Scenario, StepResult], None] | None = None,
         environ: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        keep: bool = False,
     ) -> None:
         self.targets = targets
+        self.keep = keep
         self.on_step = on_step
         self.environ = dict(os.environ if environ is None else environ)
         self.timeout = timeout
@@ -153,14 +162,25 @@ class Runner:
             variables[name] = self.renderer.value(raw, variables)
         settings = self.renderer.value(dict(scenario.integration), variables)
         faults = settings.pop("faults", None)
-        slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
-        settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
-        if self.targets.integration_url:
-            settings["url"] = self.targets.integration_url
+        reuse = settings.pop("reuse", False)
+        touches_faults = bool(faults) or any(s.kind == "faults" for s in scenario.steps)
         control = self._control(None)
-        created = dict(control.create_integration(**settings))
+        if reuse:
+            token = str(settings["planfix_token"])
+            created = reused(control, token, self.targets.integration_url, touches_faults)
+        else:
+            slug = re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")[:40]
+            settings["name"] = f"scenario-{slug}-{secrets.token_hex(4)}"
+            if self.targets.integration_url:
+                settings["url"] = self.targets.integration_url
+            created = create(control, settings)
         if faults:
-            control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+            try:
+                control.call("PUT", f"/api/v1/integrations/{created['id']}/faults", faults)
+            except ControlError:
+                if not reuse and not self.keep:
+                    discard(control, created["id"])
+                raise
         token = created["planfix_token"]
         if not self.targets.planfix_is_simulator:
             token = self.targets.planfix_token or self.environ.get("PLANFIX_SIM_PLANFIX_TOKEN", "")
@@ -170,14 +190,20 @@ class Runner:
             planfix_token=token,
             token=created["token"],
         )
-        return _State(scenario, created, variables, self._last_journal_id(None))
+        state = _State(scenario, created, variables, self._last_journal_id(None))
+        state.created, state.touches_faults = not reuse, touches_faults
+        return state
 
     def _teardown(self, state: _State) -> None:
-        if "planfix_token" in state.scenario.integration:
-            # A fixed token must be free for the next scenario that names it.
-            self._control(None).update_integration(
-                state.integration["id"], planfix_token=secrets.token_hex(16)
-            )
+        fixed_token = "planfix_token" in state.scenario.integration
+        tidy(
+            self._control(None),
+            state.integration["id"],
+            created=state.created,
+            keep=self.keep,
+            fixed_token=fixed_token,
+            touched_faults=state.touches_faults,
+        )
 
     def run(self, scenario: Scenario) -> ScenarioResult:
         """Run one scenario; never raises for what happens on the wire."""

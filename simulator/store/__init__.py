@@ -8,6 +8,7 @@ hold one object and a transaction spans aggregates. Nothing outside this package
 
 from __future__ import annotations
 
+from simulator.errors import Conflict, NotFound
 from simulator.store.conversations import Conversations, TaskHead
 from simulator.store.db import Database, now_iso
 from simulator.store.deliveries import AttemptResult, Claim, Deliveries
@@ -31,6 +32,20 @@ __all__ = [
 ]
 
 
+# Every table whose rows belong to one integration: what a reset forgets (a deletion: all but
+# the journal).
+OWNED_TABLES = (
+    "contacts",
+    "chats",
+    "tasks",
+    "messages",
+    "deliveries",
+    "journal",
+    "inbox",
+    "fake_chats",
+)
+
+
 class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
     """SQLite-backed state of one simulated Planfix account and its fake chat."""
 
@@ -49,18 +64,8 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
         A full reset also restarts numbering; resetting one integration does not, because other
         integrations share the account's sequences.
         """
-        tables = (
-            "contacts",
-            "chats",
-            "tasks",
-            "messages",
-            "deliveries",
-            "journal",
-            "inbox",
-            "fake_chats",
-        )
         with self._write() as db:
-            for table in tables:
+            for table in OWNED_TABLES:
                 if integration_id is None:
                     db.execute(f"DELETE FROM {table}")  # noqa: S608
                 else:
@@ -75,3 +80,35 @@ class Store(Integrations, Conversations, Deliveries, Journal, FakeChats):
             else:
                 db.execute("UPDATE integrations SET faults = '{}' WHERE id = ?", (integration_id,))
             self._emit(db, "reset", integration_id)
+
+    def delete_integration(self, integration_id: int) -> None:
+        """Delete an integration and the rows it owns, in one transaction; its journal stays.
+
+        Its contacts, chats, tasks, messages, deliveries and fake-chat state go. Its journal
+        entries are history and stay, marked with its id (never given to another integration)
+        but no longer with their deliveries' ids, until the journal's own bounds drop them. The last
+        integration stays (Conflict): the sandbox and the chat API always have one.
+        """
+        with self._write() as db:
+            row = db.execute(
+                "SELECT name, (SELECT COUNT(*) FROM integrations) FROM integrations WHERE id = ?",
+                (integration_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"integration {integration_id}")
+            name, count = row[0], int(row[1])
+            if count == 1:
+                raise Conflict(
+                    f"integration {name!r} is the last integration: create another one first"
+                )
+            for table in OWNED_TABLES:
+                if table != "journal":
+                    db.execute(f"DELETE FROM {table} WHERE integration_id = ?", (integration_id,))  # noqa: S608
+            # Its deliveries are gone and their ids may be given again: unlink its entries.
+            db.execute(
+                "UPDATE journal SET delivery_id = NULL WHERE integration_id = ?", (integration_id,)
+            )
+            db.execute("DELETE FROM integrations WHERE id = ?", (integration_id,))
+            # Every page lists every integration: the event is for all streams (no integration).
+            self._emit(db, "integration.deleted", None, id=integration_id, name=name)
+            self._bump_integrations(db)

@@ -21,6 +21,9 @@ from simulator.store.db import (
     Database,
 )
 
+# The highest integration id ever given (the table's own rowids would reuse a deleted one).
+INTEGRATION_COUNTER = "integration_ids"
+
 
 class Integrations(Database):
     """Integrations, their fault plans, employees."""
@@ -82,17 +85,31 @@ class Integrations(Database):
         """Create an integration; its name and Planfix token must be new."""
         try:
             with self._write() as db:
-                cur = db.execute(
-                    "INSERT INTO integrations (name, planfix_token, token, url, profile, strict,"
-                    " task_fields, default_employee, options, timeout, retry, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*self._integration_values(item), self._now()),
+                # Ids are never reused (SQLite would reuse a deleted highest one): a page, a
+                # script or a late journal entry holding a deleted id must not reach a new one.
+                new_id = int(
+                    db.execute(
+                        "SELECT MAX(COALESCE((SELECT value FROM counters WHERE name = ?), 0),"
+                        " COALESCE((SELECT MAX(id) FROM integrations), 0)) + 1",
+                        (INTEGRATION_COUNTER,),
+                    ).fetchone()[0]
                 )
-                created = replace(item, id=int(cur.lastrowid or 0))
+                db.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?)"
+                    " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                    (INTEGRATION_COUNTER, new_id),
+                )
+                db.execute(
+                    "INSERT INTO integrations (id, name, planfix_token, token, url, profile,"
+                    " strict, task_fields, default_employee, options, timeout, retry, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (new_id, *self._integration_values(item), self._now()),
+                )
+                created = replace(item, id=new_id)
                 self._emit(db, "integration.created", created.id, name=created.name)
                 self._bump_integrations(db)
         except sqlite3.IntegrityError as exc:
-            raise BadRequest("an integration with that name or planfix_token exists") from exc
+            raise BadRequest(self._clash(item)) from exc
         return created
 
     def save_integration(self, item: Integration) -> Integration:
@@ -110,8 +127,23 @@ class Integrations(Database):
                 self._emit(db, "integration.changed", item.id, name=item.name)
                 self._bump_integrations(db)
         except sqlite3.IntegrityError as exc:
-            raise BadRequest("an integration with that name or planfix_token exists") from exc
+            raise BadRequest(self._clash(item)) from exc
         return item
+
+    def _clash(self, item: Integration) -> str:
+        """Why `item` cannot be stored beside the others, and what to do instead."""
+        with self._read() as db:
+            for column in ("planfix_token", "name"):
+                row = db.execute(
+                    f"SELECT id, name FROM integrations WHERE {column} = ? AND id != ?",  # noqa: S608
+                    (getattr(item, column), item.id),
+                ).fetchone()
+                if row is not None:
+                    return (
+                        f"an integration with this {column} exists ({row['name']!r},"
+                        f" id {row['id']}): reuse it, or pick another {column}"
+                    )
+        return "an integration with that name or planfix_token exists"
 
     def upsert_integration(self, item: Integration) -> None:
         """Apply a configured integration at start, unless its declaration is the one applied last.

@@ -26,6 +26,7 @@ ERRORS = {
     401: "Admin token required",
     403: "Cross-site request refused",
     404: "Not found",
+    409: "Refused in the current state (the reason says why)",
     413: "Request body too large",
     415: "The body is not application/json",
     503: "Busy or the database cannot be written",

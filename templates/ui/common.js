@@ -162,14 +162,28 @@ const Sim = (() => {
     listeners.push(fn);
   }
 
+  /** The menu cuts long names: its title carries the selected one whole, for hover. */
+  function titlePicker() {
+    const selected = picker.selectedOptions[0];
+    picker.title = selected && selected.value ? selected.textContent : "";
+  }
+
   async function refreshIntegrations() {
     const items = await api("GET", "/api/v1/integrations?reveal=1");
     const keep = integration();
     clear(picker);
     if ("allowAll" in body.dataset) picker.append(el("option", { value: "" }, "all integrations"));
-    for (const item of items) picker.append(el("option", { value: item.id }, item.name));
-    if (items.some((i) => String(i.id) === String(keep))) picker.value = keep;
+    for (const item of items) picker.append(el("option", { value: item.id, title: item.name }, item.name));
+    const gone = keep !== "" && !items.some((i) => String(i.id) === String(keep));
+    if (!gone) picker.value = keep;
+    titlePicker();
     updateHowto(items);
+    if (gone) {
+      // The selected integration was deleted: move to the first one, everywhere on the page.
+      localStorage.setItem(STORE_KEY, picker.value);
+      live.connect();
+      for (const fn of listeners) fn(integration());
+    }
     return items;
   }
 
@@ -228,7 +242,9 @@ const Sim = (() => {
   if (picker) {
     const saved = localStorage.getItem(STORE_KEY);
     if (saved && [...picker.options].some((o) => o.value === saved)) picker.value = saved;
+    titlePicker();
     picker.addEventListener("change", () => {
+      titlePicker();
       localStorage.setItem(STORE_KEY, picker.value);
       refreshIntegrations().catch(report);
       live.connect();
@@ -266,7 +282,8 @@ const Sim = (() => {
     const KINDS = [
       "message.in", "message.out", "message.delivery", "message.status", "task.created",
       "task.renamed", "task.completed", "task.reopened", "contact.created", "contact.updated",
-      "journal", "integration.created", "integration.changed", "faults.changed", "reset",
+      "journal", "integration.created", "integration.changed", "integration.deleted",
+      "faults.changed", "reset",
       "inbox", "delivery", "employee.changed", "message",
     ];
 
@@ -365,6 +382,11 @@ const Sim = (() => {
       copyText(document.getElementById(button.dataset.copyFrom).textContent.trim());
     });
   }
+
+  // Every page drops a deleted integration from its menu (and leaves it, if it was selected).
+  live.on((kind) => {
+    if (kind === "integration.deleted" && picker) refreshIntegrations().catch(report);
+  });
 
   document.addEventListener("DOMContentLoaded", () => {
     if (picker) refreshIntegrations().catch(report);

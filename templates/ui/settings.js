@@ -14,6 +14,19 @@
     for (const item of state.integrations) {
       const edit = el("button", { type: "button", class: "ghost", "data-edit": item.id }, "Edit");
       edit.addEventListener("click", () => fill(item));
+      const last = state.integrations.length === 1;
+      const remove = el(
+        "button",
+        {
+          type: "button",
+          class: "ghost danger",
+          "data-delete": item.id,
+          disabled: last,
+          title: last ? "The last integration cannot be deleted" : `Delete “${item.name}”`,
+        },
+        "Delete",
+      );
+      remove.addEventListener("click", () => removeIntegration(item));
       list.append(
         el(
           "li",
@@ -24,12 +37,28 @@
           item.strict ? el("span", { class: "badge" }, "strict") : null,
           el("span", { class: "grow" }),
           edit,
+          remove,
         ),
       );
     }
     if (state.editing) {
       const again = state.integrations.find((i) => i.id === state.editing);
       if (again) fill(again);
+    }
+  }
+
+  async function removeIntegration(item) {
+    const question =
+      `Delete the integration “${item.name}”? Its chats, tasks, contacts, messages and deliveries ` +
+      "go with it; its journal entries stay as history.";
+    if (!confirm(question)) return;
+    try {
+      await api("DELETE", `/api/v1/integrations/${item.id}`);
+      if (state.editing === item.id) fill(null);
+      toast(`Deleted “${item.name}”`, "ok");
+      await loadIntegrations();
+    } catch (error) {
+      report(error);
     }
   }
 

@@ -180,7 +180,8 @@ def test_scenario_integration_settings_track_the_control_api() -> None:
 
     shipped = scenario_schema()["properties"]["integration"]["properties"]
     expected = {k: v for k, v in _INTEGRATION_PROPERTIES.items() if k != "name"}
-    assert {k: v for k, v in shipped.items() if k != "faults"} == expected
+    runner_only = ("faults", "reuse")  # what the runner does with the integration, not settings
+    assert {k: v for k, v in shipped.items() if k not in runner_only} == expected
 
 
 # -- JUnit XML -------------------------------------------------------------------------------

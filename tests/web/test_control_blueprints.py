@@ -12,6 +12,7 @@ ROUTES = [
     ("POST", "/api/v1/integrations", "integrations"),
     ("GET", "/api/v1/integrations/<ref>", "integrations"),
     ("PATCH", "/api/v1/integrations/<ref>", "integrations"),
+    ("DELETE", "/api/v1/integrations/<ref>", "integrations"),
     ("GET", "/api/v1/employees", "employees"),
     ("POST", "/api/v1/employees", "employees"),
     ("GET", "/api/v1/tasks", "tasks"),

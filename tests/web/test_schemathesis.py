@@ -34,13 +34,19 @@ def _document() -> dict[str, Any]:
 
 # Refusals that depend on state no schema can express count as accepting valid data for these
 # operations: a second integration with a name or planfix_token already taken (400, pinned by a
-# test of the control API), and a retry while an attempt runs or of a delivered first message.
+# test of the control API), the last integration's deletion (409), and a retry while an attempt
+# runs or of a delivered first message.
 STATEFUL_400 = '["2xx", "3xx", "400", "401", "403", "404", "409"]'
 CONFIG = schemathesis.config.SchemathesisConfig.from_str(
     f"""
 [[operations]]
 include-path = "/api/v1/integrations"
 include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = {STATEFUL_400}
+
+[[operations]]
+include-path = "/api/v1/integrations/{{ref}}"
+include-method = "DELETE"
 checks.positive_data_acceptance.expected-statuses = {STATEFUL_400}
 
 [[operations]]

@@ -75,3 +75,24 @@ def update_integration(ref: str) -> Response:
     data = json_body()
     saved = runtime().store.save_integration(integration_from_mapping(data, found))
     return jsonify(integration_as_dict(saved))
+
+
+@bp.delete("/integrations/<ref>")
+@declare(
+    "Delete an integration with its contacts, chats, tasks, messages and deliveries",
+    None,
+    status=204,
+    path=(REF,),
+    errors=(404, 409),
+    description="In one transaction: its contacts, chats, tasks, messages, deliveries and the"
+    " fake chat's inbox and chats go. Its journal entries stay as history (their"
+    " `integration_id` is never given to another integration; their `delivery_id` is cleared)"
+    " until the journal's bounds drop them. Any integration may go, `default` too, but not the"
+    " last one (409).",
+)
+def delete_integration(ref: str) -> tuple[str, int]:
+    """Delete an integration and what it owns (its journal stays); 409 for the last one."""
+    found = resolve_integration(ref)
+    assert found is not None  # noqa: S101 - a route segment is never empty
+    runtime().store.delete_integration(found.id)
+    return "", 204
