@@ -119,10 +119,10 @@ def planfix(
     sandbox = PlanfixSandbox(planfix_server, integration, request.node.nodeid)
     yield sandbox
     planfix_server.check()
-    # Free the test's records; the integration itself stays (ids are never reused). A remote
-    # simulator may refuse resets: the records are isolated anyway.
+    # The test's integration goes with its records (its journal stays as history), so a shared
+    # simulator does not pile them up. A remote simulator may refuse: the records are isolated.
     with contextlib.suppress(ControlError):
-        planfix_server.control.reset(integration["id"])
+        planfix_server.control.delete_integration(integration["id"])
 
 
 class PlanfixSandbox:

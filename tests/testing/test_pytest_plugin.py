@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.clients import ControlClient
 from simulator.serving.live import LiveServer
 
 pytest_plugins = ["pytester"]
@@ -196,3 +197,17 @@ def test_a_running_simulator_can_be_used_instead(
     pytester.makepyfile(test_bridge=USER_SUITE)
     result = pytester.runpytest("-p", "no:cacheprovider", f"--planfix-sim-url={live_server.url}")
     result.assert_outcomes(passed=4)
+
+
+def test_a_running_simulator_keeps_no_integration_of_the_suites_tests(
+    pytester: pytest.Pytester, live_server: LiveServer
+) -> None:
+    control = ControlClient(live_server.url)
+    before = [i["name"] for i in control.integrations()]
+    pytester.makepyfile(test_bridge=USER_SUITE)
+    for _ in range(2):
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", f"--planfix-sim-url={live_server.url}"
+        )
+        result.assert_outcomes(passed=4)
+    assert [i["name"] for i in control.integrations()] == before
