@@ -1,9 +1,10 @@
 """`serve`'s log: one line per exchange on stderr, in both directions, tokens masked.
 
-The exchange builder calls `emit` once per finished exchange; nothing is built unless the
-line's level is enabled, so the chat API pays one level check when the log is off. `serve`
-installs the handler in every worker process (`configure`); elsewhere (tests, the pytest
-plugin) the logger has no handler of its own and prints nothing.
+The exchange builder calls `emit` once per finished exchange, often inside the store's write
+transaction: `emit` checks the line's level (all the chat API pays when the log is off) and
+queues the record; a thread per process (`Writer`) names the integration, masks, formats and
+writes. `serve` installs the handler and the thread in every worker process (`configure`);
+elsewhere (tests, the pytest plugin) the logger has no handler of its own and prints nothing.
 
 Levels: a served or sent exchange at INFO; a delivery (or another call the simulator made)
 that failed at WARNING; no answer at all or a 5xx at ERROR. Each line with a failure carries
@@ -12,10 +13,13 @@ its reason.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +39,8 @@ FORMATS = ("text", "json")
 # Integration names and tokens are read again at most this often (a line names an
 # integration by the id its exchange carries).
 DIRECTORY_SECONDS = 1.0
+# Lines waiting for the writer thread at most (a few hundred bytes each).
+MAX_QUEUED = 10_000
 # Exchanges the simulator answered (the rest it sent): (direction, the face that journaled it).
 _SERVED = frozenset({("to_planfix", "planfix"), ("to_chat", "fake_chat")})
 
@@ -77,7 +83,9 @@ class Directory:
         return self._read
 
 
-_directory: Directory | None = None
+# When it ended, its level, the exchange: all a line needs, taken inside the transaction.
+Queued = tuple[float, int, "ExchangeRecord"]
+_writer: Writer | None = None
 
 
 def level_of(record: ExchangeRecord) -> int:
@@ -137,12 +145,73 @@ def emit(record: ExchangeRecord) -> None:
     level = level_of(record)
     if not log.isEnabledFor(level):
         return
-    directory = _directory
-    name, secrets = directory.lookup(record.integration_id) if directory else ("", ())
+    writer = _writer
+    if writer is None:
+        write_line((time.time(), level, record))
+    else:
+        writer.put((time.time(), level, record))
+
+
+def write_line(item: Queued, names: Directory | None = None) -> None:
+    """Build an exchange's line and hand it to the logger's handlers."""
+    created, level, record = item
+    name, secrets = names.lookup(record.integration_id) if names else ("", frozenset())
     found = fields(record, name, secrets)
-    # makeRecord and handle, not log.log: no stack walk for a caller nobody reads, per request.
+    # makeRecord and handle, not log.log: no stack walk for a caller nobody reads, per line.
     line = log.makeRecord(LOGGER, level, "", 0, _text(found), (), None, extra={"exchange": found})
+    line.created, line.msecs = created, (created - int(created)) * 1000
     log.handle(line)
+
+
+class Writer:
+    """The thread that writes the lines of one process, in the order the exchanges ended.
+
+    The builder runs inside the store's write transaction (group commit: one thread may run
+    a whole batch of requests' work): there it only queues the record, and a slow or blocked
+    stderr never holds the database. Past MAX_QUEUED lines waiting, new ones are dropped
+    (and counted in the log once it moves again).
+    """
+
+    def __init__(self, names: Directory | None) -> None:
+        self.names = names
+        self.queued: deque[Queued] = deque()
+        self.dropped = 0
+        self.wake = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="exchange-log", daemon=True)
+        self.thread.start()
+
+    def put(self, item: Queued) -> None:
+        """Queue one exchange's line (cheap: no lookup, masking or formatting here)."""
+        if len(self.queued) >= MAX_QUEUED:
+            self.dropped += 1  # the count may miss a few under races: it is a hint
+            return
+        self.queued.append(item)
+        if not self.wake.is_set():
+            self.wake.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Write what is queued, then end the thread."""
+        self.stopping = True
+        self.wake.set()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self.stopping or self.queued:
+            self.wake.wait()
+            self.wake.clear()
+            while self.queued:
+                item = self.queued.popleft()
+                try:
+                    write_line(item, self.names)
+                except Exception:
+                    # A bug: shown with its traceback, and the lines after it still written.
+                    log.exception("cannot log an exchange")
+            if self.dropped:
+                dropped, self.dropped = self.dropped, 0
+                log.warning(
+                    "%d exchange log lines dropped: stderr was not read fast enough", dropped
+                )
 
 
 def _clean(value: Any) -> str:
@@ -213,7 +282,7 @@ class _ServeHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure(level: str, output_format: str, store: Store | None = None) -> None:
     """Log the simulator's exchanges (and its other messages) to stderr at `level`."""
-    global _directory
+    global _writer
     root = logging.getLogger("simulator")
     for handler in [h for h in root.handlers if isinstance(h, _ServeHandler)]:
         root.removeHandler(handler)
@@ -224,4 +293,14 @@ def configure(level: str, output_format: str, store: Store | None = None) -> Non
     # The logging HOWTO's "Optimization": no format here or in gunicorn's log uses thread or
     # process names, and each costs calls per line (gunicorn's log does use the process id).
     logging.logMultiprocessing = logging.logThreads = False
-    _directory = Directory(store) if store is not None else None
+    if _writer is not None:
+        _writer.stop()
+    else:
+        atexit.register(_stop)
+    _writer = Writer(Directory(store) if store is not None else None)
+
+
+def _stop() -> None:
+    # At a worker's exit: the lines of its last exchanges still get written.
+    if _writer is not None:
+        _writer.stop()

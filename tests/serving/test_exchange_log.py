@@ -340,3 +340,33 @@ def test_each_exchange_is_logged_at_its_level_with_its_reason(
     record: ExchangeRecord, level: int, why: str
 ) -> None:
     assert (level_of(record), reason(record)) == (level, why)
+
+
+def test_a_server_whose_stderr_nobody_reads_still_answers() -> None:
+    # 2000 lines are far more than a pipe holds (64 KiB): writing them in the request would
+    # block; they wait for the writer thread instead, and past its bound are dropped.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = ""
+        while not url:
+            line = proc.stdout.readline()
+            assert line, "serve exited before printing its URL"
+            found = re.search(r"serving on (\S+)", line)
+            url = found.group(1) if found else ""
+        session = requests.Session()
+        form = new_message("unread", "hello")
+        statuses = {
+            session.post(url + "/webchat/api", data=form, timeout=10).status_code
+            for _ in range(2000)
+        }
+        assert statuses == {200}
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.communicate(timeout=30)
