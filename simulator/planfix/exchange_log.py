@@ -21,11 +21,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Collection, Sequence
+from logging import DEBUG
 from typing import TYPE_CHECKING, Any
 
 from simulator.errors import StorageUnavailable
 
 if TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.wrappers import Response
+
     from simulator.store import ExchangeRecord, Store
 
 LOGGER = "simulator.exchange"
@@ -42,7 +46,10 @@ DIRECTORY_SECONDS = 1.0
 # Lines waiting for the writer thread at most (a few hundred bytes each).
 MAX_QUEUED = 10_000
 # Exchanges the simulator answered (the rest it sent): (direction, the face that journaled it).
-_SERVED = frozenset({("to_planfix", "planfix"), ("to_chat", "fake_chat")})
+# A page or control-API request is no exchange: it is logged at DEBUG only, as "control".
+CONTROL = ("control", "simulator")
+_SERVED = frozenset({("to_planfix", "planfix"), ("to_chat", "fake_chat"), CONTROL})
+WEBHOOK_ENDPOINT = "fake_chat_webhook.webhook"  # a Flask view, but an exchange (journaled)
 
 log = logging.getLogger(LOGGER)
 # A library's logger: silent unless the application (`serve`) gives it a handler.
@@ -140,9 +147,9 @@ def fields(record: ExchangeRecord, name: str = "", secrets: Collection[str] = ()
     return found
 
 
-def emit(record: ExchangeRecord) -> None:
+def emit(record: ExchangeRecord, level: int | None = None) -> None:
     """Log one finished exchange at its level; nothing is built when that level is off."""
-    level = level_of(record)
+    level = level_of(record) if level is None else level
     if not log.isEnabledFor(level):
         return
     writer = _writer
@@ -245,6 +252,27 @@ def timestamp(created: float) -> str:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second = (whole, text)
     return f"{text}.{int((created - whole) * 1000):03d}Z"
+
+
+def log_requests(app: Flask) -> None:
+    """At DEBUG, a line for each page and control-API request of `app` as well."""
+    from flask import g, request
+
+    from simulator.store import ExchangeRecord
+
+    @app.before_request
+    def _started() -> None:
+        g.log_started = time.perf_counter()
+
+    @app.after_request
+    def _line(response: Response) -> Response:
+        started = g.get("log_started")
+        if started is not None and request.endpoint != WEBHOOK_ENDPOINT:
+            path = request.full_path.rstrip("?")
+            took = (time.perf_counter() - started) * 1000
+            method, status = request.method, response.status_code
+            emit(ExchangeRecord(*CONTROL, method, path, status=status, duration_ms=took), DEBUG)
+        return response
 
 
 class TextFormatter(logging.Formatter):

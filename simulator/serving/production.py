@@ -66,6 +66,8 @@ def app_from_env() -> Any:
     # Every worker logs its own exchanges (gunicorn forks them, granian spawns them).
     rt = runtime(app)
     exchange_log.configure(rt.settings.log_level, rt.settings.log_format, rt.store)
+    if rt.settings.log_level == "debug":
+        exchange_log.log_requests(app)  # pages and control API too (no cost otherwise)
     return app
 
 

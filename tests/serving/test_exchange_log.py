@@ -232,6 +232,26 @@ def test_log_level_error_prints_errors_but_not_warnings() -> None:
     assert answered_404 not in served.stderr
 
 
+def test_log_level_debug_adds_a_line_per_page_and_control_api_request() -> None:
+    served = Served("--log-level", "debug")
+    try:
+        mark = marker()
+        page = requests.get(f"{served.url}/?admin_token={QUERY_SECRET}&case={mark}", timeout=30)
+        assert page.ok
+        fields = parsed(one_line(served, mark))
+        missing = requests.get(f"{served.url}/api/v1/nothing-here?case=s{mark}", timeout=30)
+        assert missing.status_code == 404
+        refused = parsed(one_line(served, f"s{mark}"))
+    finally:
+        served.stop()
+    assert (fields["direction"], fields["method"], fields["cmd"]) == ("in", "GET", "-")
+    assert fields["path"] is not None
+    assert fields["path"].startswith("/?admin_token=")
+    assert fields["path"].endswith(f"&case={mark}")
+    assert (refused["path"], refused["status"]) == (f"/api/v1/nothing-here?case=s{mark}", "404")
+    assert QUERY_SECRET not in served.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env"),
     [
