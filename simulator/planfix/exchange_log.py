@@ -311,13 +311,15 @@ class _ServeHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def configure(level: str, output_format: str, store: Store | None = None) -> None:
     """Log the simulator's exchanges (and its other messages) to stderr at `level`."""
     global _writer
-    root = logging.getLogger("simulator")
-    for handler in [h for h in root.handlers if isinstance(h, _ServeHandler)]:
-        root.removeHandler(handler)
+    package = logging.getLogger("simulator")
+    for handler in [h for h in package.handlers if isinstance(h, _ServeHandler)]:
+        package.removeHandler(handler)
     handler = _ServeHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if output_format == "json" else TextFormatter())
-    root.addHandler(handler)
-    root.setLevel(LEVELS[level])
+    package.addHandler(handler)
+    package.setLevel(LEVELS[level])
+    # One line per exchange even if the server (granian) gives the root logger a handler.
+    package.propagate = False
     # The logging HOWTO's "Optimization": no format here or in gunicorn's log uses thread or
     # process names, and each costs calls per line (gunicorn's log does use the process id).
     logging.logMultiprocessing = logging.logThreads = False
