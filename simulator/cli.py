@@ -8,6 +8,7 @@ from typing import NoReturn
 
 from simulator import __version__
 from simulator.config.settings import environment_names
+from simulator.planfix import exchange_log
 from simulator.serving import production as serving
 
 
@@ -103,6 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also serve pages and control API under this Host name (repeatable; "
         "loopback names and the bound address always work; '*': any)",
+    )
+    loudness = p_serve.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log failures only (as --log-level warning): 5xx answers and failed deliveries",
+    )
+    loudness.add_argument(
+        "--log-level",
+        choices=list(exchange_log.LEVELS),
+        help="info (default): a line per exchange; warning: failures; error: no answer or 5xx",
+    )
+    p_serve.add_argument(
+        "--log-format",
+        choices=exchange_log.FORMATS,
+        help="text (default): one line per exchange; json: one JSON object per line, for CI",
     )
     p_serve.set_defaults(func=serve)
     from simulator.scenarios.command import add_subcommands as add_scenario_commands

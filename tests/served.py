@@ -33,6 +33,10 @@ class Served:
         assert self.proc.stdout is not None
         self.banner: list[str] = []
         self.stderr = ""
+        # Read the server's log while it runs: a full pipe would stall the server, not the test.
+        self.log: list[str] = []
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
@@ -49,6 +53,21 @@ class Served:
         self.kill()
         raise AssertionError(f"serve printed no URL: {self.banner}")
 
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line.rstrip("\n"))
+
+    def log_lines(self, marker: str, timeout: float = 30) -> list[str]:
+        """The log lines holding `marker`, once at least one has arrived (or [] at the timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.log) if marker in line]
+            if found:
+                return found
+            time.sleep(0.02)
+        return []
+
     def _wait_for_workers(self) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -63,14 +82,25 @@ class Served:
         """SIGTERM, wait, and return the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _, self.stderr = self.proc.communicate(timeout=30)
+        self.proc.wait(timeout=30)
+        self._close_pipes()
+        self.stderr = "".join(line + "\n" for line in self.log)
         return self.proc.returncode
 
     def kill(self) -> None:
         """kill -9 of the master and its workers at once, as a crash would."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.communicate(timeout=30)
+        self.proc.wait(timeout=30)
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        # stderr is read to its end by the drainer; nothing after the banner matters on stdout.
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self.proc.stdout.close()
+        self._drainer.join(timeout=30)
+        self.proc.stderr.close()
 
 
 def new_message(chat: str, text: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ import re
 import resource
 import selectors
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,18 +144,6 @@ def _enough_file_descriptors(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
-def _drain_stderr(proc: subprocess.Popen[str], lines: list[str]) -> threading.Thread:
-    # Read the server's log while it runs: a full pipe would stall the server, not the test.
-    def read() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
 def _worker_pid(served: Served) -> int:
     answer = requests.get(served.url + "/api/v1/events/stats", timeout=30)
     pid: int = answer.json()["pid"]
@@ -175,8 +162,7 @@ def served() -> Iterator[Served]:
 def test_300_slow_clients_neither_stall_the_chat_api_nor_get_the_worker_killed(
     served: Served, report: Report
 ) -> None:
-    log: list[str] = []
-    drainer = _drain_stderr(served.proc, log)
+    log = served.log  # Served reads the server's log while it runs
     assert requests.post(served.api, data=new_message("slow-1", "hi"), timeout=30).ok
     pid_before = _worker_pid(served)
 
@@ -199,9 +185,7 @@ def test_300_slow_clients_neither_stall_the_chat_api_nor_get_the_worker_killed(
         time.sleep(0.05)
     crowd.join()
     pid_after = _worker_pid(served)
-    served.proc.terminate()
-    served.proc.wait(timeout=30)
-    drainer.join(timeout=10)
+    served.stop()
 
     report(
         f"{SLOW_CLIENTS} slow clients for {TRICKLE_SECONDS:.0f} s: {len(waits)} getTask, "

@@ -18,6 +18,8 @@ from simulator.config.yaml_source import (
 )
 from simulator.contract import PROFILES, Employee, Integration, Options, Retry, new_token
 from simulator.errors import ConfigError
+from simulator.planfix.exchange_log import FORMATS as LOG_FORMATS
+from simulator.planfix.exchange_log import LEVELS as LOG_LEVELS
 
 # The documentation's own tokens, so its sample calls work verbatim against the default.
 DOC_PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"  # noqa: S105 - public sample
@@ -39,6 +41,8 @@ DEFAULTS: dict[str, Any] = {
     "fake_chat_reports_status": True,
     # Whether a config file's `integrations:` come beside the built-in `default` or replace it.
     "keep_default_integration": True,
+    "log_level": "info",
+    "log_format": "text",
     "employees": [
         {
             "email": "peter@example.com",
@@ -142,6 +146,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "allowed_hosts": {"type": "array", "items": ALLOWED_HOST_SCHEMA},
         "fake_chat_reports_status": {"type": "boolean"},
         "keep_default_integration": {"type": "boolean"},
+        "log_level": {"enum": list(LOG_LEVELS)},
+        "log_format": {"enum": list(LOG_FORMATS)},
         "employees": {"type": "array", "items": EMPLOYEE_SCHEMA},
         "integrations": {
             "type": "array",
@@ -176,6 +182,8 @@ class Settings:
     journal_entry_bytes: int = 65_536
     journal_bytes: int = 67_108_864
     allowed_hosts: tuple[str, ...] = ()
+    log_level: str = "info"
+    log_format: str = "text"
     employees: tuple[Employee, ...] = ()
     integrations: tuple[Integration, ...] = field(default=())
     # What became of the built-in `default` integration: "built-in" (nothing declared), "kept"
@@ -378,6 +386,8 @@ def load_settings(
         admin_token=merged["admin_token"],
         fake_chat_reports_status=merged["fake_chat_reports_status"],
         allowed_hosts=tuple(merged["allowed_hosts"]),
+        log_level=merged["log_level"],
+        log_format=merged["log_format"],
         employees=tuple(
             Employee(0, e["email"], e["name"], e.get("last_name", ""), e.get("ico", ""))
             for e in merged["employees"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from simulator.contract import Form, Note
+from simulator.planfix import exchange_log
 from simulator.store import ExchangeRecord
 
 DROPPED = "connection dropped (fault)"
@@ -29,8 +30,8 @@ def exchange(
     integration_id: int | None = None,
     delivery_id: int | None = None,
 ) -> ExchangeRecord:
-    """A journal entry; cmd and chatId come from the form unless given, a dropped answer is none."""
-    return ExchangeRecord(
+    """A journal entry (and its log line); cmd and chatId from the form unless given."""
+    record = ExchangeRecord(
         direction=direction,
         party=party,
         method=method,
@@ -49,3 +50,5 @@ def exchange(
         integration_id=integration_id,
         delivery_id=delivery_id,
     )
+    exchange_log.emit(record)
+    return record

@@ -10,6 +10,7 @@ Workers share state only through the SQLite file, which is what makes numbering,
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import resource
 import shutil
@@ -57,9 +58,17 @@ FILES_PER_THREAD = 4  # a SQLite connection per thread: database, WAL, shared me
 
 def app_from_env() -> Any:
     """Build the simulator in a worker from `SIMULATOR_*` (SIMULATOR_DB names the shared file)."""
+    from simulator.planfix import exchange_log
+    from simulator.runtime import runtime
     from simulator.web.app import create_app  # imported here: the master never builds an app
 
-    return create_app()
+    app = create_app()
+    # Every worker logs its own exchanges (gunicorn forks them, granian spawns them).
+    rt = runtime(app)
+    exchange_log.configure(rt.settings.log_level, rt.settings.log_format, rt.store)
+    if rt.settings.log_level == "debug":
+        exchange_log.log_requests(app)  # pages and control API too (no cost otherwise)
+    return app
 
 
 def bare_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -87,6 +96,8 @@ class ServeOptions:
     threads: int = DEFAULT_THREADS
     bare: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    log_level: str = ""  # empty: SIMULATOR_LOG_LEVEL, the config file, or "info"
+    log_format: str = ""
 
 
 def is_loopback(host: str) -> bool:
@@ -133,8 +144,13 @@ def serve(options: ServeOptions) -> int:
         env["SIMULATOR_CONFIG"] = str(Path(options.config_file).resolve())
     if options.admin_token:
         env["SIMULATOR_ADMIN_TOKEN"] = options.admin_token
+    log_settings = {
+        name: value
+        for name, value in (("log_level", options.log_level), ("log_format", options.log_format))
+        if value
+    }
     try:
-        settings = load_settings(config_file=env.get("SIMULATOR_CONFIG") or None)
+        settings = load_settings(log_settings, config_file=env.get("SIMULATOR_CONFIG") or None)
         served_names = served_hosts(options, settings.allowed_hosts)
         # Checked here: a name the workers would refuse must stop the start, not each worker.
         load_settings({"allowed_hosts": served_names}, environ={})
@@ -155,6 +171,9 @@ def serve(options: ServeOptions) -> int:
     shown_host = f"[{self_host}]" if ":" in self_host else self_host
     base_url = settings.base_url or f"http://{shown_host}:{port}"
     env["SIMULATOR_BASE_URL"] = base_url
+    # The workers log as the flags say (a flag wins over the variable and the config file).
+    env["SIMULATOR_LOG_LEVEL"] = settings.log_level
+    env["SIMULATOR_LOG_FORMAT"] = settings.log_format
     if served_names:
         env["SIMULATOR_ALLOWED_HOSTS"] = ",".join(served_names)
 
@@ -416,6 +435,8 @@ def _run_werkzeug(options: ServeOptions, sock: socket.socket, ready: Callable[[]
     if options.workers > 1:
         print("planfix-sim: werkzeug serves in one process; --workers ignored", file=sys.stderr)
     app: Any = bare_app if options.bare else app_from_env()
+    # One line per exchange: werkzeug's own line per request would be a second one.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     host, port = sock.getsockname()[:2]
     server = make_server(host, port, app, threaded=True, fd=sock.fileno())
 
@@ -451,4 +472,9 @@ def options_from(args: Any, environ: Mapping[str, str] | None = None) -> ServeOp
         threads=getattr(args, "threads", None) or DEFAULT_THREADS,
         bare=bool(getattr(args, "bare", False)),
         allowed_hosts=tuple(getattr(args, "allowed_host", None) or ()),
+        # --quiet is --log-level warning; neither: the variable or the config file decides.
+        log_level="warning"
+        if getattr(args, "quiet", False)
+        else getattr(args, "log_level", None) or "",
+        log_format=getattr(args, "log_format", None) or "",
     )
