@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,15 @@ from simulator.config.yaml_source import (
 )
 from simulator.contract import PROFILES, Employee, Integration, Options, Retry, new_token
 from simulator.errors import ConfigError
-from simulator.planfix.exchange_log import FORMATS as LOG_FORMATS
-from simulator.planfix.exchange_log import LEVELS as LOG_LEVELS
+
+# serve's log: its levels (stdlib logging's) and line formats.
+LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+LOG_FORMATS = ("text", "json")
 
 # The documentation's own tokens, so its sample calls work verbatim against the default.
 DOC_PLANFIX_TOKEN = "303cb962ac59075b964b07152d234b70"  # noqa: S105 - public sample

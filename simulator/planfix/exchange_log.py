@@ -24,7 +24,9 @@ from collections.abc import Collection, Sequence
 from logging import DEBUG
 from typing import TYPE_CHECKING, Any
 
+from simulator.config.settings import LOG_FORMATS, LOG_LEVELS
 from simulator.errors import StorageUnavailable
+from simulator.masking import mask_output
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -33,13 +35,9 @@ if TYPE_CHECKING:
     from simulator.store import ExchangeRecord, Store
 
 LOGGER = "simulator.exchange"
-LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
-FORMATS = ("text", "json")
+# The choices are the settings' (config is the lower layer); named here for the log's callers.
+LEVELS = LOG_LEVELS
+FORMATS = LOG_FORMATS
 # Integration names and tokens are read again at most this often (a line names an
 # integration by the id its exchange carries).
 DIRECTORY_SECONDS = 1.0
@@ -128,8 +126,6 @@ def reason(record: ExchangeRecord) -> str:
 
 def fields(record: ExchangeRecord, name: str = "", secrets: Collection[str] = ()) -> dict[str, Any]:
     """The logged fields of an exchange, every text masked by the one masking function."""
-    from simulator.web.security import mask_output  # here: web imports the planfix package
-
     found: dict[str, Any] = {
         "direction": "in" if (record.direction, record.party) in _SERVED else "out",
         "method": record.method,

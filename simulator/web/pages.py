@@ -14,9 +14,9 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from simulator.contract import PROFILES
 from simulator.errors import NotFound
+from simulator.masking import SECRET_PARAMS, mask_text
 from simulator.planfix.chat_api import API_PATHS
 from simulator.runtime import runtime
-from simulator.web.security import SECRET_PARAMS, mask_text
 
 bp = Blueprint("ui", __name__)
 

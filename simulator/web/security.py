@@ -6,7 +6,6 @@ import hmac
 import ipaddress
 import json
 import os
-import re
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,13 @@ from flask import Flask, current_app, g, redirect, request
 from werkzeug.wrappers import Response
 
 from simulator.errors import Forbidden, PayloadTooLarge, SimulatorError, Unauthorized
+from simulator.masking import (
+    QUERY_SECRET,
+    SECRET_FIELDS,
+    mask_form,
+    mask_output,
+    mask_text,
+)
 from simulator.runtime import runtime
 
 if TYPE_CHECKING:
@@ -26,16 +32,7 @@ if TYPE_CHECKING:
 OPEN_PREFIXES = ("/webchat/api", "/chat/api", "/fake-chat/")
 COOKIE = "planfix_sim_admin"
 QUERY_PARAM = "admin_token"
-# Form fields (wire names) that carry secrets.
-SECRET_FIELDS = frozenset({"planfix_token", "token"})
-# Query-string parameters that carry secrets (integrations put one in their webhook URL).
-SECRET_PARAMS = ("planfix_token", "token", "secret", "admin_token", "api_key", "key", "password")
-_QUERY_SECRET = re.compile(rf"([?&](?:{'|'.join(SECRET_PARAMS)})=)([^&#\s\"'<>]+)", re.I)
-# Known secret values shorter than this are masked only by name: masking "abc" in every text
-# would mangle ordinary words.
-MIN_KNOWN_SECRET = 6
 MASKED_TYPES = frozenset({"application/json", "application/yaml"})
-MASK = "\u2026"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # SSE streams and waits hold a server thread for minutes; the server tells each worker its
 # thread count, and this many threads stay free for /webchat/api and the control API.
@@ -43,54 +40,6 @@ LONG_PATHS = frozenset({"/api/v1/events", "/api/v1/wait"})
 THREADS_ENV = "PLANFIX_SIM_THREADS"
 RESERVED_THREADS = 8
 LONG_SLOTS = "planfix_simulator.long_slots"
-
-
-def mask_secret(value: str) -> str:
-    """`303cb962ac59075b964b07152d234b70` → `303c…4b70`; short values are hidden whole."""
-    if value == MASK or (len(value) == 9 and value[4] == MASK):
-        return value  # masked already: masking twice must not hide what once is shown
-    if len(value) < 12:
-        return MASK if value else value
-    return f"{value[:4]}{MASK}{value[-4:]}"
-
-
-def mask_text(text: str, secrets: Collection[str] = ()) -> str:
-    """`text` with secret query-string values and every known secret value masked."""
-    if "=" in text:
-        text = _QUERY_SECRET.sub(lambda m: m.group(1) + mask_secret(m.group(2)), text)
-    for secret in secrets:
-        if len(secret) >= MIN_KNOWN_SECRET and secret in text:
-            text = text.replace(secret, mask_secret(secret))
-    return text
-
-
-def mask_output(value: Any, secrets: Collection[str] = ()) -> Any:
-    """Any JSON-like output with its secrets masked: the one pass every answer goes through.
-
-    By name: the values of secret keys (`{"planfix_token": …}`) and of secret form pairs
-    (`["token", …]`); by place: secret parameters of query strings in any text; by value: the
-    `secrets` (the integrations' tokens) wherever they occur in text.
-    """
-    if isinstance(value, str):
-        return mask_text(value, secrets)
-    if isinstance(value, Mapping):
-        return {
-            k: mask_secret(v)
-            if k in SECRET_FIELDS and isinstance(v, str)
-            else mask_output(v, secrets)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        pair = len(value) >= 2 and isinstance(value[0], str) and isinstance(value[1], str)
-        if pair and value[0] in SECRET_FIELDS:
-            return [value[0], mask_secret(value[1]), *(mask_output(v, secrets) for v in value[2:])]
-        return [mask_output(v, secrets) for v in value]
-    return value
-
-
-def mask_form(form: Sequence[Sequence[str]]) -> list[list[str]]:
-    """A journal form (ordered [name, value] pairs) with secret values masked."""
-    return [list(pair) for pair in mask_output(list(form))]
 
 
 def revealed() -> bool:
@@ -154,7 +103,7 @@ def mask_response(response: Response) -> Response:
 
 
 def _may_hold_secret(text: str, secrets: Collection[str]) -> bool:
-    if any(f'"{name}"' in text for name in SECRET_FIELDS) or _QUERY_SECRET.search(text):
+    if any(f'"{name}"' in text for name in SECRET_FIELDS) or QUERY_SECRET.search(text):
         return True
     # In JSON text a value may be escaped (non-ASCII as \uXXXX): look for that spelling too.
     return any(s in text or json.dumps(s)[1:-1] in text for s in secrets)

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from simulator.masking import mask_secret
 from simulator.serving.live import LiveServer
-from simulator.web.security import mask_entry, mask_secret
+from simulator.web.security import mask_entry
 from tests.conftest import PLANFIX_TOKEN
 
 ADMIN = "admin-0123456789abcdef"

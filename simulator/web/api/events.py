@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from simulator.errors import BadRequest, SimulatorError, StorageUnavailable
+from simulator.masking import mask_output
 from simulator.matching import MATCH_SCHEMA, Match, closest, differences, matches
 from simulator.records import Event, JournalEntry
 from simulator.runtime import runtime
@@ -94,7 +95,7 @@ def hub(app: Flask | None = None) -> Hub:
 
 def frame(event: Event, secrets: Collection[str] = ()) -> str:
     """One SSE frame: id, event kind, and the event's JSON (secrets masked) on one data line."""
-    shown = security.mask_output(event.as_dict(), secrets)
+    shown = mask_output(event.as_dict(), secrets)
     data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
 
