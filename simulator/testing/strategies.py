@@ -75,10 +75,12 @@ def non_empty_texts(max_size: int = 200) -> st.SearchStrategy[str]:
 
 @cache
 def ids() -> st.SearchStrategy[str]:
-    """Chat and contact ids as integrations send them: numbers, uuids, words, any text."""
+    """Chat and contact ids as integrations send them: numbers, uuids, phones, words, any text."""
     return st.one_of(
         st.integers(1, 10**12).map(str),
         st.uuids().map(str),
+        # Phone numbers, as messengers keyed by phone use them ('+' is often decoded to ' ').
+        st.from_regex(r"\+[0-9]{7,14}", fullmatch=True),
         st.text(string.ascii_letters + string.digits + "-_:.@", min_size=1, max_size=40),
         st.text(_CHARS, min_size=1, max_size=40),
     )

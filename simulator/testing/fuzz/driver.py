@@ -125,21 +125,24 @@ def case_kind(label: str) -> str:
 TRANSPORT = ("no_server_error", "answers_in_time")
 
 
-def failure_kind(check: str, case: Case, answer: Answer) -> str:
-    """What a failure of `check` is deduplicated by, with the check.
+def failure_kind(check: str, case: Case, answer: Answer, problem: str) -> str:
+    """What a failure of `check` is deduplicated by, with the check: the kind of request, and
+    what went wrong, so one bug is reported once however many request labels it shows under.
 
     A 5xx or a hang belongs to the server rather than to the form of the request: those group by
-    the class of request (valid, wrong token, invalid), so one crash is not reported once per
-    label. A refusal gone wrong groups by what was sent (a variant or command) and the status it
-    got, so a server that skips one field check is not reported once per field. A valid request
-    refused groups by its kind (the label without generated values).
+    the class of request (valid, wrong token, invalid). A valid request refused groups by the
+    status it got, one accepted wrongly by what was wrong ("chatId not echoed"). A refusal gone
+    wrong groups by what was sent (a variant or command) and the status it got, so a server that
+    skips one field check is not reported once per field.
     """
     if check in TRANSPORT:
         if case.valid:
             return "valid requests"
         return "token refusals" if 401 in case.statuses else "invalid requests"
     if check == "valid_accepted":
-        return case_kind(case.label)
+        if answer.status != 200:
+            return f"valid requests answered {answer.status}"
+        return problem.split(":")[0]
     return f"{re.split(r'[ :]', case.label)[0]} requests answered {answer.status}"
 
 
@@ -200,7 +203,7 @@ def run(target: Target, options: Options, progress: Progress | None = None) -> R
             # A must-check's failure matters more than a should-check's on the same answer.
             failing.sort(key=lambda f: BY_NAME[f[0]].tier != MUST)
             for name, problem in failing:
-                key = (name, failure_kind(name, case, answer))
+                key = (name, failure_kind(name, case, answer, problem))
                 if key not in known:
                     found[key] = Failure(name, case, form, answer, problem, key[1])
                     raise _broken(key)(problem)
