@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,7 +34,12 @@ class Webhook:
     server_error: Bug | None = None  # answers 500
     mangled_chat: Bug | None = None  # answers 200 with a chatId other than the one sent
     checks_provider: bool = True  # False: no providerId check (a lenient, correct webhook)
+    one_at_a_time: bool = False  # answers 500 while another delivery is in flight
+    refuses_redelivery: bool = False  # answers 409 to a messageId it has seen
     received: list[Pairs] = field(default_factory=list)
+    most_at_once: int = 0
+    _in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, pairs: Pairs) -> tuple[int, dict[str, str]]:
         """What this webhook answers to one delivery."""
@@ -56,8 +62,20 @@ class Webhook:
         """The WSGI app."""
         request = Request(environ)  # type: ignore[arg-type]
         pairs = list(request.form.items(multi=True))
-        self.received.append(pairs)
+        with self._lock:
+            seen = {dict(p).get("messageId") for p in self.received}
+            self.received.append(pairs)
+            self._in_flight += 1
+            crowded = self._in_flight > 1
+            self.most_at_once = max(self.most_at_once, self._in_flight)
+        time.sleep(0.02)  # long enough for the deliveries of a burst to overlap
         status, body = self.answer(pairs)
+        if self.one_at_a_time and crowded:
+            status, body = 500, {"error": "database is locked"}
+        if self.refuses_redelivery and status == 200 and dict(pairs).get("messageId") in seen:
+            status, body = 409, {"error": "duplicate messageId"}
+        with self._lock:
+            self._in_flight -= 1
         response = Response(json.dumps(body), status, content_type="application/json")
         return response(environ, start_response)  # type: ignore[arg-type]
 
