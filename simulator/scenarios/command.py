@@ -34,7 +34,15 @@ def add_target_options(add: Any) -> None:
     )
     add(
         "--integration-url",
-        help="deliver the Planfix-side steps (reply, first_message) to this integration URL",
+        default=os.environ.get("PLANFIX_SIM_INTEGRATION_URL") or None,
+        help="deliver the Planfix-side steps (reply, first_message) to this integration URL;"
+        " scenarios read it as {{ integration_url }} (default: $PLANFIX_SIM_INTEGRATION_URL)",
+    )
+    add(
+        "--integration-token",
+        default=os.environ.get("PLANFIX_SIM_INTEGRATION_TOKEN") or None,
+        help="the token that integration expects; scenarios read it as {{ integration_token }}"
+        " (default: $PLANFIX_SIM_INTEGRATION_TOKEN)",
     )
     add(
         "--simulator-url",
@@ -111,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         simulator_url=simulator_url.rstrip("/"),
         planfix_url=args.planfix_url,
         integration_url=args.integration_url,
+        integration_token=args.integration_token,
         planfix_token=args.planfix_token,
         admin_token=args.simulator_admin_token,
     )

@@ -41,6 +41,7 @@ class Targets:
     simulator_url: str
     planfix_url: str | None = None
     integration_url: str | None = None
+    integration_token: str | None = None
     planfix_token: str | None = None
     admin_token: str | None = None
 
@@ -155,6 +156,9 @@ class Runner:
             "planfix_url": self.targets.webchat_url,
             "integration_url": self.targets.integration_url or "",
         }
+        if self.targets.integration_token:
+            # Undefined otherwise, so a scenario that needs it fails naming it.
+            base["integration_token"] = self.targets.integration_token
         variables = dict(base)
         for name, raw in scenario.vars.items():
             # Each variable may use the ones before it; the integration does not exist yet, so

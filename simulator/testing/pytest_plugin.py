@@ -7,7 +7,9 @@ Installed with the package (entry point `pytest11`), so the fixtures are there w
 - `planfix` (function): a fresh integration of its own (own Planfix token, tasks, contacts and
   journal), so tests stay independent and can run in parallel;
 - `planfix_integration_settings` (function): override it to configure that integration (the
-  webhook `url` of your integration, its `token`, `profile`, `strict`, …).
+  webhook `url` of your integration, its `token`, `profile`, `strict`, …);
+- `fuzz_webhook` (function): `fuzz_webhook(url, token, examples=50)` fuzzes your webhook with the
+  checks of `planfix-sim fuzz`; a broken check fails the test with each minimal curl command.
 
 Errors raised inside a local simulator's request threads fail the test that caused them.
 """
@@ -17,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,6 +97,21 @@ def planfix_server(pytestconfig: pytest.Config) -> Iterator[SimulatorServer]:
         yield SimulatorServer(live.url, None, live)
     finally:
         live.stop()
+
+
+@pytest.fixture
+def fuzz_webhook(tmp_path: Path) -> Callable[..., Any]:
+    """`fuzz_webhook(url, token, **options)`: fuzz a webhook; failing checks fail the test."""
+    from simulator.testing.fuzz import FuzzFailed, run_fuzz_webhook
+
+    def fuzz(url: str, token: str, **options: Any) -> Any:
+        options.setdefault("out_dir", str(tmp_path))
+        try:
+            return run_fuzz_webhook(url, token, **options)
+        except FuzzFailed as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return fuzz
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ def _targets(config: pytest.Config) -> Targets:
         simulator_url=simulator_url.rstrip("/"),
         planfix_url=_option(config, "planfix_url"),
         integration_url=_option(config, "integration_url"),
+        integration_token=_option(config, "integration_token"),
         planfix_token=_option(config, "planfix_token"),
         admin_token=_option(config, "simulator_admin_token")
         or _option(config, "planfix_sim_admin_token"),

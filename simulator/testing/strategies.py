@@ -16,48 +16,18 @@ says how strict mode answers where it differs.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from hypothesis import strategies as st
 
 from simulator.contract import COMMANDS, DATA_PREFIX, REQUIRED, attachment_pairs
-
-Pairs = tuple[tuple[str, str], ...]
+from simulator.testing.cases import Case as Case  # re-exported: users import it from here
+from simulator.testing.cases import Pairs as Pairs
 
 INVALID_PARAMETERS = "Invalid parameters"
 INVALID_TOKEN = "Invalid token"  # noqa: S105 - the wire error text, not a secret
 TOO_LARGE = "Request body too large"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One request and the answers it may get (in the default, non-strict mode)."""
-
-    label: str
-    form: Pairs
-    statuses: tuple[int, ...] = (200,)
-    error: str = ""  # the wire error text a 4xx must carry ("" for a 200)
-    strict_statuses: tuple[int, ...] = ()  # how strict mode answers, when it differs
-    setup: tuple[Pairs, ...] = ()  # forms to send first (so the chat or contact exists)
-
-    @property
-    def valid(self) -> bool:
-        """Whether the request is valid (must get 200)."""
-        return self.statuses == (200,)
-
-    @property
-    def cmd(self) -> str:
-        """The form's cmd ("" when absent)."""
-        return self.get("cmd") or ""
-
-    def get(self, key: str) -> str | None:
-        """The first value of `key` in the form."""
-        return next((v for k, v in self.form if k == key), None)
-
-    def accepted(self, strict: bool = False) -> tuple[int, ...]:
-        """The statuses acceptable in the given mode."""
-        return self.strict_statuses if strict and self.strict_statuses else self.statuses
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -82,34 +52,43 @@ SAMPLES = (
 _CHARS = st.characters(exclude_categories=["Cs"])
 
 
+@cache  # strategies are immutable: built once, drawn from many times
 def texts(min_size: int = 0, max_size: int = 200) -> st.SearchStrategy[str]:
     """Realistic text: samples in many scripts, emoji and RTL, and arbitrary unicode."""
     arbitrary = st.text(_CHARS, min_size=min_size, max_size=max_size)
     fitting = [s for s in SAMPLES if min_size <= len(s) <= max_size]
-    return st.one_of(st.sampled_from(fitting), arbitrary) if fitting else arbitrary
+    # Arbitrary text first: shrinking goes to the first branch, and a minimal request should
+    # carry "0", not a long sample sentence.
+    return st.one_of(arbitrary, st.sampled_from(fitting)) if fitting else arbitrary
 
 
+@cache
 def messages() -> st.SearchStrategy[str]:
     """Message text: short or long (up to ~20,000 characters), never empty."""
     longer = st.builds(lambda s, n: s * n, st.sampled_from(SAMPLES), st.integers(20, 400))
     return st.one_of(texts(1, 500), longer)
 
 
+@cache
 def non_empty_texts(max_size: int = 200) -> st.SearchStrategy[str]:
     """Text with at least one character (what a required field needs)."""
     return texts(1, max_size)
 
 
+@cache
 def ids() -> st.SearchStrategy[str]:
-    """Chat and contact ids as integrations send them: numbers, uuids, words, any text."""
+    """Chat and contact ids as integrations send them: numbers, uuids, phones, words, any text."""
     return st.one_of(
         st.integers(1, 10**12).map(str),
         st.uuids().map(str),
+        # Phone numbers, as messengers keyed by phone use them ('+' is often decoded to ' ').
+        st.from_regex(r"\+[0-9]{7,14}", fullmatch=True),
         st.text(string.ascii_letters + string.digits + "-_:.@", min_size=1, max_size=40),
         st.text(_CHARS, min_size=1, max_size=40),
     )
 
 
+@cache
 def provider_ids() -> st.SearchStrategy[str]:
     """Valid providerIds: non-empty, no '~'."""
     return st.one_of(
@@ -118,6 +97,7 @@ def provider_ids() -> st.SearchStrategy[str]:
     )
 
 
+@cache
 def urls() -> st.SearchStrategy[str]:
     """File and picture links."""
     return st.one_of(
@@ -130,6 +110,7 @@ def urls() -> st.SearchStrategy[str]:
     )
 
 
+@cache
 def attachments(max_size: int = 12) -> st.SearchStrategy[list[tuple[str, str]]]:
     """Zero or more (name, url) attachments."""
     name = st.one_of(
@@ -154,6 +135,7 @@ ECHO_FALSE = ("0", "false", "FALSE", "")
 ECHO_VALUES = ECHO_TRUE + ECHO_FALSE
 
 
+@cache
 def _contact_optional() -> st.SearchStrategy[dict[str, str | None]]:
     return st.fixed_dictionaries(
         {
@@ -166,6 +148,7 @@ def _contact_optional() -> st.SearchStrategy[dict[str, str | None]]:
     )
 
 
+@cache
 def data_fields() -> st.SearchStrategy[dict[str, str]]:
     """`data_<field>` values keyed by field name."""
     name = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=20)
@@ -404,6 +387,7 @@ def command_cases(
 # -- Planfix → chat -----------------------------------------------------------------------------
 
 
+@cache
 def _employee() -> st.SearchStrategy[dict[str, str]]:
     return st.fixed_dictionaries(
         {
@@ -456,19 +440,20 @@ def first_message_forms(token: str) -> st.SearchStrategy[Pairs]:
 WEBHOOK_REQUIRED = ("providerId", "message")
 
 
+VARIANTS = ("reply", "first")
+
+
 @st.composite
-def webhook_cases(draw: st.DrawFn, token: str) -> Case:
-    """A Planfix → chat request, valid (either variant) or invalid, labelled with its answer.
+def webhook_cases(draw: st.DrawFn, token: str, variants: tuple[str, ...] = VARIANTS) -> Case:
+    """A Planfix → chat request, valid (one of `variants`) or invalid, labelled with its answer.
 
     Valid requests must get 200 with string chatId and contactId (chatId echoed for replies).
+    Labels name the kind of request, never a generated value (failures are grouped by label).
     """
-    variant = draw(st.sampled_from(["reply", "first"]))
+    variant = draw(st.sampled_from(variants))
     form = draw(reply_forms(token) if variant == "reply" else first_message_forms(token))
-    kind = draw(
-        st.sampled_from(
-            ["valid", "valid", "valid", "wrong token", "no token", "cmd", "missing", "no route"]
-        )
-    )
+    kinds = ["valid", "valid", "valid", "wrong token", "no token", "cmd", "missing", "no route"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "valid":
         return Case(f"valid {variant}", form)
     if kind == "wrong token":
@@ -478,12 +463,12 @@ def webhook_cases(draw: st.DrawFn, token: str) -> Case:
         return _bad(f"{variant} without token", _without(form, "token"), 401, INVALID_TOKEN)
     if kind == "cmd":
         other = draw(st.one_of(st.just(""), texts(1, 30)).filter(lambda c: c != "newMessage"))
-        return _bad(f"{variant} with cmd {other!r}", _set(form, "cmd", other))
+        return _bad(f"{variant} with a cmd other than newMessage", _set(form, "cmd", other))
     if kind == "missing":
         key = draw(st.sampled_from(WEBHOOK_REQUIRED))
         return _bad(f"{variant} without {key}", _without(form, key))
     return _bad(
-        "newMessage with neither chatId nor contactPhone",
+        f"{variant} with neither chatId nor contactPhone",
         _without(_without(form, "chatId"), "contactPhone"),
     )
 
