@@ -261,7 +261,14 @@ class Server:
     """`planfix-sim serve` in a subprocess."""
 
     def __init__(
-        self, server: str, workers: int, *, bare: bool = False, db: str = "", port: int = 0
+        self,
+        server: str,
+        workers: int,
+        *,
+        bare: bool = False,
+        db: str = "",
+        port: int = 0,
+        root: Path = ROOT,
     ) -> None:
         self.port = port or free_port()
         args = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(self.port)]
@@ -272,8 +279,15 @@ class Server:
             args += ["--db", db]
         self.started = time.perf_counter()
         self.cpu_at_ready = 0.0
+        # Another checkout (--baseline) runs its own code: its folder comes first on the path.
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": path},
         )
 
     def wait_ready(self, timeout: float = 30.0) -> float:
@@ -647,6 +661,9 @@ def main() -> int:
         help="comma list of: throughput,cold,rss,replay,inprocess,streams,wiremock,latency",
     )
     parser.add_argument("--install", action="store_true", help="apt-get what is missing (root)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout: its simulator takes turns too (before)"
+    )
     parser.add_argument("--latency-count", type=int, default=200, help="replies and events timed")
     parser.add_argument(
         "--stream-cycles", type=int, default=5, help="cycles of 20 vanished SSE clients"
@@ -710,7 +727,9 @@ def wiremock_part(server: str, args: argparse.Namespace) -> dict[str, Any]:
         hint = f"WireMock part skipped: no jar; npm install --prefix {side_by_side.CACHE} wiremock"
         print(hint, flush=True)
         return {"skipped": hint}
-    out = side_by_side.side_by_side(jar, Server, TOKEN, args.seconds, args.rounds, server)
+    out = side_by_side.side_by_side(
+        jar, Server, TOKEN, args.seconds, args.rounds, server, args.baseline
+    )
     out.update(side_by_side.cold_starts(jar, Server, TOKEN, max(args.rounds, 1), server))
     print(json.dumps(out), flush=True)
     return out
@@ -804,6 +823,13 @@ def print_wiremock(w: dict[str, Any]) -> None:
         f"p99 vs WireMock: newMessage {w['newMessage_p99_vs_wiremock']},"
         f" getTask {w['getTask_p99_vs_wiremock']} (target <= 1)"
     )
+    if "before" in w:
+        print(
+            f"this checkout vs --baseline (1 worker): newMessage {w['newMessage_after_vs_before']},"
+            f" getTask {w['getTask_after_vs_before']}; baseline newMessage"
+            f" {w['before_newMessage_rps']} req/s (p99 {w['before_newMessage_p99_ms']} ms),"
+            f" getTask {w['before_getTask_rps']} req/s (p99 {w['before_getTask_p99_ms']} ms)"
+        )
     print(
         f"cold start: simulator {w['sim_cold_start_s']} s, WireMock {w['wiremock_cold_start_s']} s,"
         f" ratio {w['cold_start_vs_wiremock']} (target <= 0.25)"

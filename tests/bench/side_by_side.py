@@ -198,14 +198,27 @@ def wrk(port: int, kind: str, token: str, seconds: float, connections: int = 16)
 
 
 def side_by_side(
-    jar: Path, server_cls: Any, token: str, seconds: float, rounds: int, server: str
+    jar: Path,
+    server_cls: Any,
+    token: str,
+    seconds: float,
+    rounds: int,
+    server: str,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """WireMock, the simulator with 1 worker and with 2, loaded in turn, round after round."""
+    """WireMock, the simulator with 1 worker and with 2, loaded in turn, round after round.
+
+    With `baseline` (another checkout), its simulator (1 worker) takes its turn too: the
+    before of a before-and-after, measured seconds apart from the after.
+    """
     # All three stay up and take turns, so each ratio compares loads run seconds apart on a
     # machine whose speed drifts; the median round is reported.
     mock = WireMock(jar)
     sims = {1: server_cls(server, 1), 2: server_cls(server, 2)}
     names = {"wiremock": mock.port, "sim1": sims[1].port, "sim2": sims[2].port}
+    if baseline is not None:
+        sims[0] = server_cls(server, 1, root=baseline)
+        names["before"] = sims[0].port
     try:
         warm = b"cmd=getTask&providerId=bench&chatId=c1&planfix_token=" + token.encode()
         wait_first_200(mock.port, mock.started, warm)
@@ -239,6 +252,12 @@ def side_by_side(
         row[f"{kind}_workers2_vs_1"] = round(statistics.median(r[1] for r in per_round), 3)
         p99 = row[f"sim1_{kind}_p99_ms"] / max(row[f"wiremock_{kind}_p99_ms"], 0.001)
         row[f"{kind}_p99_vs_wiremock"] = round(p99, 3)
+        if "before" in runs:
+            after = [
+                s1["rps"] / b["rps"]
+                for s1, b in zip(runs["sim1"][kind], runs["before"][kind], strict=True)
+            ]
+            row[f"{kind}_after_vs_before"] = round(statistics.median(after), 3)
     return row
 
 
