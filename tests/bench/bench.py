@@ -798,16 +798,24 @@ def print_tables(report: dict[str, Any]) -> None:
 def print_wiremock(w: dict[str, Any]) -> None:
     """The side-by-side table and each ratio the targets name."""
     print(f"\nside by side, wrk 16 connections, {w['rounds']} rounds x {w['seconds']} s (medians)")
-    print("\n| server | newMessage req/s | p99 ms | getTask req/s | p99 ms |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| server | newMessage req/s | p99 ms | CPU ms/req |"
+        " getTask req/s | p99 ms | CPU ms/req |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, label in (
         ("wiremock", f"WireMock {side_by_side.WIREMOCK_VERSION}, one stub, journal on"),
         ("sim1", f"planfix-sim serve ({w['server']}, 1 worker)"),
         ("sim2", f"planfix-sim serve ({w['server']}, --workers 2)"),
+        ("before", "--baseline checkout (1 worker)"),
     ):
+        if f"{name}_newMessage_rps" not in w:
+            continue
         print(
             f"| {label} | {w[f'{name}_newMessage_rps']} | {w[f'{name}_newMessage_p99_ms']} |"
+            f" {w[f'{name}_newMessage_cpu_ms']} |"
             f" {w[f'{name}_getTask_rps']} | {w[f'{name}_getTask_p99_ms']} |"
+            f" {w[f'{name}_getTask_cpu_ms']} |"
         )
     print(
         f"\nnewMessage vs WireMock {w['newMessage_vs_wiremock']} (target >= 0.5;"
@@ -823,10 +831,12 @@ def print_wiremock(w: dict[str, Any]) -> None:
         f"p99 vs WireMock: newMessage {w['newMessage_p99_vs_wiremock']},"
         f" getTask {w['getTask_p99_vs_wiremock']} (target <= 1)"
     )
-    if "before" in w:
+    if "newMessage_after_vs_before" in w:
         print(
             f"this checkout vs --baseline (1 worker): newMessage {w['newMessage_after_vs_before']},"
-            f" getTask {w['getTask_after_vs_before']}; baseline newMessage"
+            f" getTask {w['getTask_after_vs_before']}; CPU per answer after/before: newMessage"
+            f" {w['newMessage_after_vs_before_cpu']}, getTask {w['getTask_after_vs_before_cpu']};"
+            " baseline newMessage"
             f" {w['before_newMessage_rps']} req/s (p99 {w['before_newMessage_p99_ms']} ms),"
             f" getTask {w['before_getTask_rps']} req/s (p99 {w['before_getTask_p99_ms']} ms)"
         )

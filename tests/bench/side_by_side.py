@@ -116,6 +116,11 @@ class WireMock:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the JVM used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM, wait, and remove its folder."""
         if self.proc.poll() is None:
@@ -183,9 +188,9 @@ def wrk(port: int, kind: str, token: str, seconds: float, connections: int = 16)
         os.unlink(script.name)
     out = done.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if rps is None:
-        raise RuntimeError(f"wrk said: {out[-1000:]} {done.stderr[-1000:]}")
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.MULTILINE))
+    if rps is None or len(percentiles) < 2:
+        raise RuntimeError(f"wrk on port {port} said: {out[-1500:]} {done.stderr[-500:]}")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
@@ -224,15 +229,23 @@ def side_by_side(
         wait_first_200(mock.port, mock.started, warm)
         for sim in sims.values():
             sim.wait_ready()
-        for port in names.values():  # warm up: chats and tasks exist, the JIT has compiled
-            wrk(port, "newMessage", token, 2 * seconds)
+        for name, port in names.items():  # warm up: chats and tasks exist, the JIT compiled
+            # The JVM keeps getting faster for several seconds of load: a longer turn.
+            wrk(port, "newMessage", token, (4 if name == "wiremock" else 2) * seconds)
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {
             name: {"newMessage": [], "getTask": []} for name in names
         }
+        owners = {"wiremock": mock, "sim1": sims[1], "sim2": sims[2], "before": sims.get(0)}
         for _ in range(rounds):
             for kind in ("newMessage", "getTask"):
                 for name, port in names.items():
-                    runs[name][kind].append(wrk(port, kind, token, seconds))
+                    # CPU per answer depends least on what else the machine runs.
+                    cpu = owners[name].cpu_seconds()
+                    result = wrk(port, kind, token, seconds)
+                    spent = owners[name].cpu_seconds() - cpu
+                    answers = max(result["rps"] * max(seconds, 1), 1)
+                    result["cpu_ms"] = spent * 1000 / answers
+                    runs[name][kind].append(result)
     finally:
         mock.stop()
         for sim in sims.values():
@@ -242,6 +255,7 @@ def side_by_side(
         for kind, results in kinds.items():
             row[f"{name}_{kind}_rps"] = round(statistics.median(r["rps"] for r in results))
             row[f"{name}_{kind}_p99_ms"] = round(statistics.median(r["p99_ms"] for r in results), 2)
+            row[f"{name}_{kind}_cpu_ms"] = round(statistics.median(r["cpu_ms"] for r in results), 3)
             row[f"{name}_{kind}_non_2xx"] = sum(r["non_2xx"] for r in results)
             row[f"{name}_{kind}_socket_errors"] = sum(r["socket_errors"] for r in results)
     for kind in ("newMessage", "getTask"):
@@ -258,6 +272,11 @@ def side_by_side(
                 for s1, b in zip(runs["sim1"][kind], runs["before"][kind], strict=True)
             ]
             row[f"{kind}_after_vs_before"] = round(statistics.median(after), 3)
+            cpu = [
+                s1["cpu_ms"] / b["cpu_ms"]
+                for s1, b in zip(runs["sim1"][kind], runs["before"][kind], strict=True)
+            ]
+            row[f"{kind}_after_vs_before_cpu"] = round(statistics.median(cpu), 3)
     return row
 
 
