@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent / "bench" / "bench.py"
 def test_every_part_of_the_benchmark_runs_and_reports_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
     brief = ["--rounds", "2", "--seconds", "0.5", "--rss", "300,600", "--stream-cycles", "2"]
+    brief += ["--latency-count", "8"]
     brief += ["--out", str(out)]
     done = subprocess.run(
         [sys.executable, str(BENCH), *brief],
@@ -50,3 +51,40 @@ def test_every_part_of_the_benchmark_runs_and_reports_its_figures(tmp_path: Path
     assert isinstance(streams["max_rss_growth_mb"], float), "the growth is reported, not bounded"
     assert "| server | workers |" in done.stdout, "the markdown table is printed"
     assert "vanished SSE clients" in done.stdout
+
+
+def test_the_benchmark_runs_wiremock_side_by_side_or_says_how_to_get_it(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    parts = "--skip=throughput,cold,rss,replay,inprocess,streams"
+    brief = [parts, "--rounds", "1", "--seconds", "0.5", "--latency-count", "8", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(BENCH), *brief],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+
+    latency = report["latency"]
+    for figure in ("reply_ms_median", "cross_worker_ms_median", "fixture_ms_median"):
+        assert latency[figure] > 0
+    side = report["wiremock"]
+    if "skipped" in side:  # no Java, wrk or npm here: the run says how to get them
+        assert "apt-get install" in side["skipped"] or "npm install" in side["skipped"]
+        return
+    for server in ("wiremock", "sim1", "sim2"):
+        for kind in ("newMessage", "getTask"):
+            assert side[f"{server}_{kind}_rps"] > 0
+            assert side[f"{server}_{kind}_non_2xx"] == 0, "every request was answered 2xx"
+    for ratio in (
+        "newMessage_vs_wiremock",
+        "getTask_vs_wiremock",
+        "newMessage_workers2_vs_1",
+        "getTask_workers2_vs_1",
+        "newMessage_p99_vs_wiremock",
+        "cold_start_vs_wiremock",
+    ):
+        assert side[ratio] > 0, ratio
+    assert "vs WireMock" in done.stdout

@@ -183,6 +183,17 @@ class Database(FileHealth):
                 self._connections = kept
         return db
 
+    def data_version(self) -> int:
+        """SQLite's count of commits by other connections, as this thread's connection sees it."""
+        # Cheaper than any query (no transaction, no table): what lets a process notice another
+        # process's write every few milliseconds at almost no cost. The stat sees a deleted or
+        # replaced file, which no commit would announce.
+        self._check_file()
+        try:
+            return int(self._connection().execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._storage_failure(exc) or StorageUnavailable(str(exc)) from exc
+
     @property
     def open_connections(self) -> int:
         """How many SQLite connections are open (one per live thread that used the store)."""

@@ -9,6 +9,15 @@ Run from the checkout (it starts its own servers on free loopback ports):
     python tests/bench/bench.py --servers gunicorn,granian,werkzeug --workers 1,2
     python tests/bench/bench.py --rounds 5 --seconds 4     # more turns of bare app vs simulator
     python tests/bench/bench.py --skip throughput,cold,rss,replay,inprocess --stream-cycles 10
+    python tests/bench/bench.py --skip throughput,cold,rss,replay,inprocess,streams   # vs WireMock
+
+The `wiremock` part runs WireMock (the npm `wiremock` package's standalone jar, fetched into
+~/.cache/planfix-bench on first use) beside the simulator under the same `wrk` load, taking
+turns round after round, and prints each ratio: newMessage and getTask against WireMock,
+two workers against one, p99 and cold start against WireMock. The `latency` part times what a
+test suite feels: an operator reply delivered and answered, an event crossing workers, and the
+pytest plugin's `planfix` fixture. Java and wrk come from Debian (`--install` as root, or the
+command it prints).
 
 The load comes from separate processes (2 x 8 threads = 16 keep-alive connections by default),
 each sending pre-built requests over raw sockets, so the client costs little of the CPU the
@@ -39,6 +48,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import side_by_side  # beside this script: WireMock and the latencies a test suite feels
 
 TOKEN = "303cb962ac59075b964b07152d234b70"
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,7 +261,14 @@ class Server:
     """`planfix-sim serve` in a subprocess."""
 
     def __init__(
-        self, server: str, workers: int, *, bare: bool = False, db: str = "", port: int = 0
+        self,
+        server: str,
+        workers: int,
+        *,
+        bare: bool = False,
+        db: str = "",
+        port: int = 0,
+        root: Path = ROOT,
     ) -> None:
         self.port = port or free_port()
         args = [sys.executable, "-m", "simulator.cli", "serve", "--port", str(self.port)]
@@ -261,8 +279,15 @@ class Server:
             args += ["--db", db]
         self.started = time.perf_counter()
         self.cpu_at_ready = 0.0
+        # Another checkout (--baseline) runs its own code: its folder comes first on the path.
+        path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": path},
         )
 
     def wait_ready(self, timeout: float = 30.0) -> float:
@@ -633,8 +658,13 @@ def main() -> int:
     parser.add_argument(
         "--skip",
         default="",
-        help="comma list of: throughput,cold,rss,replay,inprocess,streams",
+        help="comma list of: throughput,cold,rss,replay,inprocess,streams,wiremock,latency",
     )
+    parser.add_argument("--install", action="store_true", help="apt-get what is missing (root)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout: its simulator takes turns too (before)"
+    )
+    parser.add_argument("--latency-count", type=int, default=200, help="replies and events timed")
     parser.add_argument(
         "--stream-cycles", type=int, default=5, help="cycles of 20 vanished SSE clients"
     )
@@ -666,10 +696,43 @@ def main() -> int:
         report["memory"] = memory(main_server, main_workers, marks, args.rss_http_only)
     if "streams" not in skip:
         report["vanished_streams"] = vanished_streams(main_server, args.stream_cycles)
+    if "wiremock" not in skip:
+        report["wiremock"] = wiremock_part(main_server, args)
+    if "latency" not in skip:
+        report["latency"] = {
+            **side_by_side.reply_latency(Server, main_server, args.latency_count),
+            **side_by_side.cross_worker_latency(Server, main_server, TOKEN, args.latency_count),
+            **side_by_side.fixture_time(max(args.latency_count // 4, 5)),
+        }
+        print(json.dumps(report["latency"]), flush=True)
     print_tables(report)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
+
+
+def wiremock_part(server: str, args: argparse.Namespace) -> dict[str, Any]:
+    """WireMock side by side with the simulator, or why it could not run."""
+    missing = side_by_side.missing_tools()
+    if missing and args.install and os.geteuid() == 0 and shutil.which("apt-get"):
+        side_by_side.install_tools(missing)
+        missing = side_by_side.missing_tools()
+    if missing:
+        how = side_by_side.install_hint(missing)
+        hint = f"WireMock part skipped: {', '.join(missing)} missing; {how}"
+        print(hint, flush=True)
+        return {"skipped": hint}
+    jar = side_by_side.wiremock_jar()
+    if jar is None:
+        hint = f"WireMock part skipped: no jar; npm install --prefix {side_by_side.CACHE} wiremock"
+        print(hint, flush=True)
+        return {"skipped": hint}
+    out = side_by_side.side_by_side(
+        jar, Server, TOKEN, args.seconds, args.rounds, server, args.baseline
+    )
+    out.update(side_by_side.cold_starts(jar, Server, TOKEN, max(args.rounds, 1), server))
+    print(json.dumps(out), flush=True)
+    return out
 
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -713,6 +776,16 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"| {m['messages']} | {m['http_requests']} | {m['journal_rows']} |"
                 f" {m['rss_mb']} | {m['workers_rss_mb']} |"
             )
+    if report.get("wiremock") and "skipped" not in report["wiremock"]:
+        print_wiremock(report["wiremock"])
+    if "latency" in report:
+        lat = report["latency"]
+        print(
+            f"\nreply delivered and answered: median {lat['reply_ms_median']} ms"
+            f" (target <= 2); event across workers: median {lat['cross_worker_ms_median']} ms"
+            f" (target <= 10); planfix fixture: median {lat['fixture_ms_median']} ms"
+            " (target <= 5)"
+        )
     if "vanished_streams" in report:
         v = report["vanished_streams"]
         print(
@@ -720,6 +793,57 @@ def print_tables(report: dict[str, Any]) -> None:
             f" RSS per worker after each cycle {v['workers_rss_mb']} MB,"
             f" growth first to last cycle at most {v['max_rss_growth_mb']} MB"
         )
+
+
+def print_wiremock(w: dict[str, Any]) -> None:
+    """The side-by-side table and each ratio the targets name."""
+    print(f"\nside by side, wrk 16 connections, {w['rounds']} rounds x {w['seconds']} s (medians)")
+    print(
+        "\n| server | newMessage req/s | p99 ms | CPU ms/req |"
+        " getTask req/s | p99 ms | CPU ms/req |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, label in (
+        ("wiremock", f"WireMock {side_by_side.WIREMOCK_VERSION}, one stub, journal on"),
+        ("sim1", f"planfix-sim serve ({w['server']}, 1 worker)"),
+        ("sim2", f"planfix-sim serve ({w['server']}, --workers 2)"),
+        ("before", "--baseline checkout (1 worker)"),
+    ):
+        if f"{name}_newMessage_rps" not in w:
+            continue
+        print(
+            f"| {label} | {w[f'{name}_newMessage_rps']} | {w[f'{name}_newMessage_p99_ms']} |"
+            f" {w[f'{name}_newMessage_cpu_ms']} |"
+            f" {w[f'{name}_getTask_rps']} | {w[f'{name}_getTask_p99_ms']} |"
+            f" {w[f'{name}_getTask_cpu_ms']} |"
+        )
+    print(
+        f"\nnewMessage vs WireMock {w['newMessage_vs_wiremock']} (target >= 0.5;"
+        f" rounds {w['newMessage_vs_wiremock_rounds']}),"
+        f" getTask vs WireMock {w['getTask_vs_wiremock']}"
+        f" (rounds {w['getTask_vs_wiremock_rounds']})"
+    )
+    print(
+        f"--workers 2 vs 1: newMessage {w['newMessage_workers2_vs_1']},"
+        f" getTask {w['getTask_workers2_vs_1']} (target >= 1.5)"
+    )
+    print(
+        f"p99 vs WireMock: newMessage {w['newMessage_p99_vs_wiremock']},"
+        f" getTask {w['getTask_p99_vs_wiremock']} (target <= 1)"
+    )
+    if "newMessage_after_vs_before" in w:
+        print(
+            f"this checkout vs --baseline (1 worker): newMessage {w['newMessage_after_vs_before']},"
+            f" getTask {w['getTask_after_vs_before']}; CPU per answer after/before: newMessage"
+            f" {w['newMessage_after_vs_before_cpu']}, getTask {w['getTask_after_vs_before_cpu']};"
+            " baseline newMessage"
+            f" {w['before_newMessage_rps']} req/s (p99 {w['before_newMessage_p99_ms']} ms),"
+            f" getTask {w['before_getTask_rps']} req/s (p99 {w['before_getTask_p99_ms']} ms)"
+        )
+    print(
+        f"cold start: simulator {w['sim_cold_start_s']} s, WireMock {w['wiremock_cold_start_s']} s,"
+        f" ratio {w['cold_start_vs_wiremock']} (target <= 0.25)"
+    )
 
 
 if __name__ == "__main__":
