@@ -29,9 +29,6 @@ from simulator.errors import StorageUnavailable
 from simulator.masking import mask_output
 
 if TYPE_CHECKING:
-    from flask import Flask
-    from werkzeug.wrappers import Response
-
     from simulator.store import ExchangeRecord, Store
 
 LOGGER = "simulator.exchange"
@@ -94,7 +91,12 @@ _writer: Writer | None = None
 
 
 def level_of(record: ExchangeRecord) -> int:
-    """INFO, WARNING for a call of ours that failed, ERROR for no answer or a 5xx."""
+    """INFO, WARNING for a call of ours that failed, ERROR for no answer or a 5xx.
+
+    Page and control-API requests are not exchanges: DEBUG, whatever their answer.
+    """
+    if (record.direction, record.party) == CONTROL:
+        return DEBUG
     if record.status is None or record.status >= 500:
         return logging.ERROR
     if (record.direction, record.party) not in _SERVED and _failed(record):
@@ -248,27 +250,6 @@ def timestamp(created: float) -> str:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second = (whole, text)
     return f"{text}.{int((created - whole) * 1000):03d}Z"
-
-
-def log_requests(app: Flask) -> None:
-    """At DEBUG, a line for each page and control-API request of `app` as well."""
-    from flask import g, request
-
-    from simulator.store import ExchangeRecord
-
-    @app.before_request
-    def _started() -> None:
-        g.log_started = time.perf_counter()
-
-    @app.after_request
-    def _line(response: Response) -> Response:
-        started = g.get("log_started")
-        if started is not None and request.endpoint != WEBHOOK_ENDPOINT:
-            path = request.full_path.rstrip("?")
-            took = (time.perf_counter() - started) * 1000
-            method, status = request.method, response.status_code
-            emit(ExchangeRecord(*CONTROL, method, path, status=status, duration_ms=took), DEBUG)
-        return response
 
 
 class TextFormatter(logging.Formatter):

@@ -60,14 +60,14 @@ def app_from_env() -> Any:
     """Build the simulator in a worker from `SIMULATOR_*` (SIMULATOR_DB names the shared file)."""
     from simulator.planfix import exchange_log
     from simulator.runtime import runtime
-    from simulator.web.app import create_app  # imported here: the master never builds an app
+    from simulator.web.app import create_app, log_requests  # here: the master builds no app
 
     app = create_app()
     # Every worker logs its own exchanges (gunicorn forks them, granian spawns them).
     rt = runtime(app)
     exchange_log.configure(rt.settings.log_level, rt.settings.log_format, rt.store)
     if rt.settings.log_level == "debug":
-        exchange_log.log_requests(app)  # pages and control API too (no cost otherwise)
+        log_requests(app)  # pages and control API too (no cost otherwise)
     return app
 
 

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wrappers import Response as BaseResponse
 
 from simulator.config.settings import load_settings
+from simulator.contract import Form
 from simulator.errors import (
     InternalError,
     MalformedRequest,
@@ -25,6 +27,8 @@ from simulator.errors import (
     error_response,
 )
 from simulator.planfix import chat_api as planfix_api
+from simulator.planfix import exchange_log
+from simulator.planfix.exchange import exchange
 from simulator.runtime import EXTENSION, Runtime, runtime
 from simulator.store import Store
 from simulator.web.api import contacts, employees, integrations, journal, status, tasks
@@ -174,3 +178,24 @@ def close_app(app: Flask) -> None:
     rt.store.close()
     if rt.temp_dir:
         shutil.rmtree(rt.temp_dir, ignore_errors=True)
+
+
+def log_requests(app: Flask) -> None:
+    """At DEBUG, a log line for each page and control-API request of `app` as well."""
+
+    @app.before_request
+    def _started() -> None:
+        g.log_started = time.perf_counter()
+
+    @app.after_request
+    def _logged(response: BaseResponse) -> BaseResponse:
+        started = g.get("log_started")
+        # The fake chat's webhook is a Flask view but an exchange: the builder logs it already.
+        if started is not None and request.endpoint != exchange_log.WEBHOOK_ENDPOINT:
+            took = (time.perf_counter() - started) * 1000
+            path = request.full_path.rstrip("?")
+            status = response.status_code
+            exchange(
+                *exchange_log.CONTROL, request.method, path, Form(), status=status, duration_ms=took
+            )
+        return response
