@@ -1,4 +1,4 @@
-"""The hot paths the throughput work measured: what each request and each wake-up costs, as counts."""
+"""The hot paths: what each request and each wake-up costs, pinned as counts."""
 
 from __future__ import annotations
 
