@@ -662,6 +662,11 @@ def main() -> int:
     )
     parser.add_argument("--install", action="store_true", help="apt-get what is missing (root)")
     parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="never fetch the WireMock jar (as in the test suite)",
+    )
+    parser.add_argument(
         "--baseline", type=Path, help="another checkout: its simulator takes turns too (before)"
     )
     parser.add_argument("--latency-count", type=int, default=200, help="replies and events timed")
@@ -722,7 +727,7 @@ def wiremock_part(server: str, args: argparse.Namespace) -> dict[str, Any]:
         hint = f"WireMock part skipped: {', '.join(missing)} missing; {how}"
         print(hint, flush=True)
         return {"skipped": hint}
-    jar = side_by_side.wiremock_jar()
+    jar = side_by_side.wiremock_jar(fetch=not args.offline)
     if jar is None:
         hint = f"WireMock part skipped: no jar; npm install --prefix {side_by_side.CACHE} wiremock"
         print(hint, flush=True)
