@@ -6,8 +6,10 @@ time: `tests/bench/bench.py`'s `latency` part measures the times.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ import pytest
 from simulator.clients.http import Answer
 from simulator.planfix import delivery
 from simulator.serving.live import LiveServer
+from simulator.store import Store
 from tests.chat_stub import (
     IntegrationStub,
     _no_background_errors,  # noqa: F401 - autouse fixture
@@ -66,3 +69,28 @@ def test_a_waited_reply_is_attempted_on_the_requests_own_thread(
     assert answer["delivery"]["attempts"] == 1
     [name] = posting_threads
     assert name.startswith("delivery-") is runs_on_the_pool, name
+
+
+def _plan(db: sqlite3.Connection, sql: str) -> str:
+    return " / ".join(str(row[3]) for row in db.execute("EXPLAIN QUERY PLAN " + sql, (1,)))
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # Every delivery read (the reply's answer, each wait) lists the delivery's journal ids.
+        "SELECT id FROM journal WHERE delivery_id = ? ORDER BY id",
+        # Deleting an integration (the `planfix` fixture's teardown) deletes its rows.
+        "DELETE FROM messages WHERE integration_id = ?",
+        "DELETE FROM deliveries WHERE integration_id = ?",
+    ],
+)
+def test_lookups_of_a_delivery_and_an_integrations_rows_use_an_index(
+    tmp_path: Path, statement: str
+) -> None:
+    # A scan grows with the store: 10,000 journal rows or a million messages per statement.
+    Store(str(tmp_path / "sim.db")).close()
+    with sqlite3.connect(tmp_path / "sim.db") as db:
+        plan = _plan(db, statement)
+    assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
+    assert "SCAN" not in plan, plan
