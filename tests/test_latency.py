@@ -94,3 +94,30 @@ def test_lookups_of_a_delivery_and_an_integrations_rows_use_an_index(
         plan = _plan(db, statement)
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     assert "SCAN" not in plan, plan
+
+
+def test_short_lived_threads_reuse_one_sqlite_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-thread server (`planfix` fixture, LiveServer) serves each connection on a new
+    # thread: opening a SQLite connection per request (and parsing the schema again) was
+    # most of the time of a control-API call there.
+    store = Store(str(tmp_path / "sim.db"))
+    opened: list[str] = []
+    connect = sqlite3.connect
+
+    def counting(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(threading.current_thread().name)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", counting)
+    before = store.open_connections  # this thread's, from opening the store
+    try:
+        for i in range(5):
+            thread = threading.Thread(target=store.integrations, name=f"request-{i}")
+            thread.start()
+            thread.join(10)
+        assert opened == ["request-0"]
+        assert store.open_connections == before + 1
+    finally:
+        store.close()
