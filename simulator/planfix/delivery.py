@@ -3,7 +3,8 @@
 A reply or first message is stored with a pending delivery; a per-process `DeliveryWorker`
 claims due deliveries from the store (atomically, so several worker processes share the work),
 posts the form with the integration's timeout, checks the answer against the contract, journals
-the attempt and records the outcome. Nothing here runs on a thread serving `/webchat/api`.
+the attempt and records the outcome. Nothing here runs on a thread serving `/webchat/api`; a
+control-API call that waits for the outcome attempts its delivery on its own thread.
 """
 
 from __future__ import annotations
@@ -325,6 +326,18 @@ class DeliveryWorker:
         """Look for due deliveries now (a new one was queued in this process)."""
         self._wake.set()
 
+    def attempt_now(self, delivery_id: int) -> DeliveryRecord | None:
+        """Claim a due delivery and attempt it on the calling thread; None if it was not claimed."""
+        # A caller that waits for the outcome anyway (a control-API reply) skips the hand-off
+        # to the dispatcher and the pool and back: three thread wake-ups and a claim of its own.
+        # The claim is the same lease: if this process dies, another worker retries.
+        if self._stopping.is_set() or not self.store.claim_delivery(delivery_id, self.worker_id):
+            return None
+        try:
+            return attempt(self.store, self.base_url(), delivery_id, self.worker_id)
+        except NotFound:
+            return None  # a reset removed the delivery (or its integration) meanwhile
+
     def stop(self) -> None:
         """Stop claiming, let running attempts end, and join every thread."""
         self._stopping.set()
@@ -421,22 +434,28 @@ def queue_reply(
     task = store.task(task_number)
     integration = store.integration(task.integration_id)
     author = outbound_author(store, integration, employee)
-    message = store.add_outbound(
-        task_number, kind="reply", text=text, author=author, attachments=attachments
-    )
-    form = reply_form(
-        integration,
-        provider_id=task.provider_id,
-        chat_id=task.chat_id,
-        message=message,
-        author=author,
-        email=task_email(task_number, settings.account, settings.account_domain),
-        contact_phone=task.contact.phone if task.contact else None,
-        channel=task.channel or None,
-    )
-    delivery = store.queue_delivery(
-        integration.id, variant="reply", form=form, message_pk=message.pk, task_number=task_number
-    )
+    # One commit for the message and its delivery: both are kept, or neither.
+    with store.transaction():
+        message = store.add_outbound(
+            task_number, kind="reply", text=text, author=author, attachments=attachments
+        )
+        form = reply_form(
+            integration,
+            provider_id=task.provider_id,
+            chat_id=task.chat_id,
+            message=message,
+            author=author,
+            email=task_email(task_number, settings.account, settings.account_domain),
+            contact_phone=task.contact.phone if task.contact else None,
+            channel=task.channel or None,
+        )
+        delivery = store.queue_delivery(
+            integration.id,
+            variant="reply",
+            form=form,
+            message_pk=message.pk,
+            task_number=task_number,
+        )
     return message, delivery
 
 

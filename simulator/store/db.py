@@ -170,17 +170,25 @@ class Database(FileHealth):
             return self._writer  # this thread holds the write lock
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = self._open()
-            self._local.db = db
             with self._lock:
                 kept = []
                 for owner, other in self._connections:
                     if owner.is_alive():
                         kept.append((owner, other))
+                    elif db is None and not other.in_transaction:
+                        # Adopt an ended thread's connection: a server thread per client
+                        # would otherwise open one (and parse the schema) per request.
+                        db = other
                     else:
                         other.close()
-                kept.append((threading.current_thread(), db))
+                if db is not None:
+                    kept.append((threading.current_thread(), db))
                 self._connections = kept
+            if db is None:
+                db = self._open()
+                with self._lock:
+                    self._connections.append((threading.current_thread(), db))
+            self._local.db = db
         return db
 
     def data_version(self) -> int:

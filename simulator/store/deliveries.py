@@ -111,6 +111,19 @@ class Deliveries(Messages):
             ).fetchall()
         return sorted(int(r[0]) for r in rows)
 
+    def claim_delivery(self, delivery_id: int, worker: str, lease_margin: float = 30.0) -> bool:
+        """Claim one delivery for `worker` if it is due and unclaimed (see `claim_deliveries`)."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE deliveries SET claimed_by = ?, lease_until = ? + ? + COALESCE("
+                " (SELECT timeout FROM integrations i WHERE i.id = deliveries.integration_id),"
+                " 10) WHERE id = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?"
+                " AND (claimed_by IS NULL OR lease_until < ?) RETURNING id",
+                (worker, now, lease_margin, delivery_id, now, now),
+            ).fetchone()
+        return row is not None
+
     def next_delivery_due(self) -> float | None:
         """When the next delivery falls due (a lease counts as not due before it ends)."""
         with self._read() as db:

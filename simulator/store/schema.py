@@ -214,10 +214,24 @@ def _count_journal_bytes(db: sqlite3.Connection) -> None:
     )
 
 
+def _index_deliveries_and_owned_rows(db: sqlite3.Connection) -> None:
+    """3: indexes for reading a delivery's journal ids and deleting an integration's rows."""
+    # Without them each delivery read scanned the journal (up to its retention, 10,000 rows)
+    # and each integration deletion scanned every message ever stored. The journal's index
+    # leaves out the chat API's rows (no delivery), so their inserts do not pay for it.
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS journal_delivery ON journal (delivery_id)"
+        " WHERE delivery_id IS NOT NULL"
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS messages_integration ON messages (integration_id)")
+    db.execute("CREATE INDEX IF NOT EXISTS deliveries_integration ON deliveries (integration_id)")
+
+
 # Step n brings version n - 1 to version n. Append only: a step once released never changes.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_tables,
     _count_journal_bytes,
+    _index_deliveries_and_owned_rows,
 )
 LATEST = len(MIGRATIONS)
 

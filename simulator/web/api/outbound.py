@@ -78,10 +78,16 @@ def _worker() -> DeliveryWorker:
 
 
 def _settle(found: DeliveryRecord, integration: Integration, wait: bool) -> DeliveryRecord:
-    """Wake this process's worker and, with `wait`, block until the attempt has run."""
-    _worker().wake()
+    """Wake this process's worker or, with `wait`, run the attempt here (or wait for it)."""
+    worker = _worker()
+    if wait:
+        done = worker.attempt_now(found.id)
+        if done is not None:
+            return done
+    worker.wake()
     if not wait:
         return found
+    # Another worker holds it (a retry already under way, another process): wait for that one.
     return delivery.wait_for_attempt(
         runtime().store, found.id, found.attempts, delivery.attempt_timeout(integration)
     )
