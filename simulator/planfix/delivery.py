@@ -328,9 +328,8 @@ class DeliveryWorker:
 
     def attempt_now(self, delivery_id: int) -> DeliveryRecord | None:
         """Claim a due delivery and attempt it on the calling thread; None if it was not claimed."""
-        # A caller that waits for the outcome anyway (a control-API reply) skips the hand-off
-        # to the dispatcher and the pool and back: three thread wake-ups and a claim of its own.
-        # The claim is the same lease: if this process dies, another worker retries.
+        # A caller that waits anyway skips the hand-off to the dispatcher, the pool and back
+        # (three wake-ups). Same lease: if this process dies, another worker retries.
         if self._stopping.is_set() or not self.store.claim_delivery(delivery_id, self.worker_id):
             return None
         try:
