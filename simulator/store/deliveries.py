@@ -91,8 +91,10 @@ class Deliveries(Messages):
             )
             return self._delivery(db, row)
 
-    def claim_deliveries(self, worker: str, limit: int, lease_margin: float = 30.0) -> list[int]:
-        """Atomically claim up to `limit` due deliveries for `worker`.
+    def claim_deliveries(
+        self, worker: str, limit: int, lease_margin: float = 30.0, only: int | None = None
+    ) -> list[int]:
+        """Atomically claim up to `limit` due deliveries (or just `only`) for `worker`.
 
         A claim is a lease (the integration's timeout plus a margin): if the claiming process
         dies, the delivery becomes due again for any other worker.
@@ -106,23 +108,15 @@ class Deliveries(Messages):
                 " (SELECT timeout FROM integrations i WHERE i.id = deliveries.integration_id),"
                 " 10) WHERE id IN (SELECT id FROM deliveries WHERE state IN"
                 " ('pending', 'retrying') AND next_attempt_at <= ? AND (claimed_by IS NULL"
-                " OR lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?) RETURNING id",
-                (worker, now, lease_margin, now, now, limit),
+                " OR lease_until < ?) AND (? IS NULL OR id = ?)"
+                " ORDER BY next_attempt_at, id LIMIT ?) RETURNING id",
+                (worker, now, lease_margin, now, now, only, only, limit),
             ).fetchall()
         return sorted(int(r[0]) for r in rows)
 
     def claim_delivery(self, delivery_id: int, worker: str, lease_margin: float = 30.0) -> bool:
         """Claim one delivery for `worker` if it is due and unclaimed (see `claim_deliveries`)."""
-        now = self.clock()
-        with self._write() as db:
-            row = db.execute(
-                "UPDATE deliveries SET claimed_by = ?, lease_until = ? + ? + COALESCE("
-                " (SELECT timeout FROM integrations i WHERE i.id = deliveries.integration_id),"
-                " 10) WHERE id = ? AND state IN ('pending', 'retrying') AND next_attempt_at <= ?"
-                " AND (claimed_by IS NULL OR lease_until < ?) RETURNING id",
-                (worker, now, lease_margin, delivery_id, now, now),
-            ).fetchone()
-        return row is not None
+        return bool(self.claim_deliveries(worker, 1, lease_margin, only=delivery_id))
 
     def next_delivery_due(self) -> float | None:
         """When the next delivery falls due (a lease counts as not due before it ends)."""
