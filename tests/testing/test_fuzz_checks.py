@@ -166,9 +166,12 @@ def test_the_simulator_passes_as_planfix(
     ]
     junit = tmp_path / "planfix.xml"
     # Generous: "answered within the timeout" is a check, and the suite shares 2 cores.
+    # A fixed seed and enough examples: the run must include a getTask whose chat it made first.
     planfix += [
         "--examples",
-        "60",
+        "120",
+        "--seed",
+        "1",
         "--timeout",
         "30",
         "--out",
